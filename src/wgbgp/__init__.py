@@ -1,0 +1,3 @@
+"""wgbgp: BGP between machines behind CG-NAT, over WireGuard through one public hub."""
+
+__version__ = "0.1.0"

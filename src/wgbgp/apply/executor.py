@@ -1,0 +1,115 @@
+"""Executors: where apply and observe run commands and write files.
+
+An executor is the only thing that touches a machine. The same apply and observe code
+drives a local host, a remote host over SSH, and a lab node; only the executor differs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Outcome of one command on a machine."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class CommandFailed(Exception):
+    """A command exited non-zero where success was required."""
+
+    def __init__(self, result: CommandResult, machine: str = "") -> None:
+        self.result = result
+        self.machine = machine
+        where = f" on {machine}" if machine else ""
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        tail = detail[-1] if detail else f"exit code {result.returncode}"
+        super().__init__(f"`{' '.join(result.argv)}` failed{where}: {tail}")
+
+
+class Executor(Protocol):
+    """Runs commands and reads/writes files on one machine."""
+
+    name: str
+
+    def run(
+        self, argv: list[str], *, input: str | None = None, check: bool = True,
+        timeout: float | None = 60,
+    ) -> CommandResult: ...
+
+    def read_file(self, path: str) -> str | None:
+        """The file's text, or None when it does not exist."""
+
+    def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
+        """Write atomically (temp file in the same directory, then rename)."""
+
+
+@dataclass
+class LocalExecutor:
+    """Runs on this machine, optionally with a command prefix (e.g. `nsenter ...`)."""
+
+    name: str = "localhost"
+    prefix: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self, argv: list[str], *, input: str | None = None, check: bool = True,
+        timeout: float | None = 60,
+    ) -> CommandResult:
+        full = [*self.prefix, *argv]
+        env = {**os.environ, **self.env} if self.env else None
+        try:
+            proc = subprocess.run(
+                full, input=input, capture_output=True, text=True, timeout=timeout, env=env,
+            )
+        except FileNotFoundError as exc:
+            result = CommandResult(tuple(argv), 127, "", str(exc))
+        else:
+            result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        if check and not result.ok:
+            raise CommandFailed(result, self.name)
+        return result
+
+    def read_file(self, path: str) -> str | None:
+        if self.prefix:
+            res = self.run(["cat", path], check=False)
+            return res.stdout if res.ok else None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+
+    def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
+        if self.prefix:
+            # Inside another mount namespace: let a shell there do the temp+rename.
+            script = (
+                'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$1.XXXXXX"); '
+                'chmod "$2" "$t"; cat > "$t"; mv -f "$t" "$1"'
+            )
+            self.run(["sh", "-c", script, "sh", path, f"{mode:o}"], input=text)
+            return
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".")
+        try:
+            os.fchmod(fd, mode)  # before any byte is written: secrets never sit world-readable
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
