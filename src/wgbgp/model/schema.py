@@ -1,0 +1,162 @@
+"""The topology schema: what a user may write in a topology file.
+
+Every section forbids unknown keys so typos are caught. Optional fields have defaults
+that produce the classic recipe. New capabilities (IPv6 overlays, several hubs, hub
+mode, BIRD) arrive as new optional keys or new values of existing ones, so files written
+today stay valid.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from .keys import InvalidKey, decode_key
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+# A hub's name becomes the tunnel interface name "wg-<hub>", and Linux caps those at 15.
+HUB_NAME_MAX = 12
+NODE_NAME_MAX = 32
+
+
+def _check_name(value: str, max_len: int) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"name {value!r} must start with a lowercase letter and hold only "
+            "lowercase letters, digits and '-'"
+        )
+    if len(value) > max_len:
+        raise ValueError(f"name {value!r} is longer than {max_len} characters")
+    return value
+
+
+def _check_public_key(value: str) -> str:
+    try:
+        decode_key(value)
+    except InvalidKey as exc:
+        raise ValueError(f"invalid public key: {exc}") from None
+    return value.strip()
+
+
+def _check_endpoint(value: str) -> str:
+    host, port = split_endpoint(value)
+    if not host:
+        raise ValueError(f"endpoint {value!r} has no host; write it as host:port")
+    return value
+
+
+def split_endpoint(value: str) -> tuple[str, int]:
+    """Split 'host:port' or '[v6]:port', raising ValueError with a fix when malformed."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^\s:\[\]]+):(\d+)", value.strip())
+    if not m:
+        raise ValueError(
+            f"endpoint {value!r} is not host:port (e.g. 203.0.113.10:51820 or [2001:db8::1]:51820)"
+        )
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} in endpoint {value!r} is out of range 1-65535")
+    return host, port
+
+
+def asn_problem(asn: int) -> str | None:
+    """Why an ASN cannot be used, or None when it can."""
+    if asn == 0:
+        return "ASN 0 is reserved (RFC 7607)"
+    if asn == 23456:
+        return "ASN 23456 is AS_TRANS, reserved for 4-byte ASN transition (RFC 6793)"
+    if 64496 <= asn <= 64511 or 65536 <= asn <= 65551:
+        return f"ASN {asn} is reserved for documentation (RFC 5398)"
+    if asn == 65535 or asn == 4294967295:
+        return f"ASN {asn} is reserved (RFC 7300)"
+    if 65552 <= asn <= 131071:
+        return f"ASN {asn} is reserved by IANA"
+    if asn < 0 or asn > 4294967295:
+        return f"ASN {asn} is out of range 1-4294967294"
+    return None
+
+
+def _check_asn(value: int) -> int:
+    problem = asn_problem(value)
+    if problem:
+        raise ValueError(f"{problem}; use a private ASN: 64512-65534 or 4200000000-4294967294")
+    return value
+
+
+def _check_announce(value: IPv4Network) -> IPv4Network:
+    if value.prefixlen == 0:
+        raise ValueError("announcing a default route (0.0.0.0/0) is not allowed; "
+                         "announce only the prefixes this node owns")
+    return value
+
+
+NodeName = Annotated[str, AfterValidator(lambda v: _check_name(v, NODE_NAME_MAX))]
+HubName = Annotated[str, AfterValidator(lambda v: _check_name(v, HUB_NAME_MAX))]
+PublicKey = Annotated[str, AfterValidator(_check_public_key)]
+Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
+Asn = Annotated[int, AfterValidator(_check_asn)]
+Announce = Annotated[IPv4Network, AfterValidator(_check_announce)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Network(Section):
+    name: NodeName
+    overlay: IPv4Network
+    # mesh: every client pair peers through the hub (the classic recipe).
+    mode: Literal["mesh"] = "mesh"
+    mtu: int = Field(1420, ge=1280, le=9000)
+    keepalive: int = Field(25, ge=1, le=3600)
+
+
+class Hub(Section):
+    endpoint: Endpoint
+    address: IPv4Address | None = None
+    public_key: PublicKey | None = None
+    ssh: str | None = None
+
+    @property
+    def port(self) -> int:
+        return split_endpoint(self.endpoint)[1]
+
+    @property
+    def host(self) -> str:
+        return split_endpoint(self.endpoint)[0]
+
+
+class Node(Section):
+    asn: Asn
+    address: IPv4Address | None = None
+    public_key: PublicKey | None = None
+    announce: list[Announce] = Field(default_factory=list)
+    ssh: str | None = None
+
+
+class LabCarrier(Section):
+    udp_timeout: int = Field(30, ge=5, le=3600)
+
+
+class LabPlacement(Section):
+    carrier: NodeName = "cgnat"
+    home_nat: bool = False
+
+
+class Lab(Section):
+    """Where each client sits in `wgbgp lab`; ignored on real machines."""
+
+    carriers: dict[NodeName, LabCarrier] = Field(default_factory=dict)
+    nodes: dict[NodeName, LabPlacement] = Field(default_factory=dict)
+
+
+class Topology(Section):
+    network: Network
+    hubs: dict[HubName, Hub]
+    nodes: dict[NodeName, Node]
+    # Pairs of node names; left out, every pair of clients peers.
+    peerings: list[tuple[NodeName, NodeName]] | None = None
+    lab: Lab | None = None

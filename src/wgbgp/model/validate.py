@@ -1,0 +1,190 @@
+"""Semantic checks over a parsed topology: what the schema alone cannot see."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from ipaddress import IPv4Network
+
+from .addressing import OverlayFull, allocate
+from .issues import Issue
+from .keys import InvalidKey, looks_clamped, public_key
+from .schema import Topology
+
+MESH_SESSIONS_HINT = 30  # clients past which a full mesh gets heavy
+
+
+def check(topology: Topology) -> list[Issue]:
+    """Every error and warning in a schema-valid topology."""
+    return [*_names(topology), *_addresses(topology), *_asns(topology), *_prefixes(topology),
+            *_keys(topology), *_peerings(topology), *_lab(topology), *_lints(topology)]
+
+
+def _err(loc, message, fix="") -> Issue:
+    return Issue("error", tuple(loc), message, fix)
+
+
+def _warn(loc, message, fix="") -> Issue:
+    return Issue("warning", tuple(loc), message, fix)
+
+
+def _names(t: Topology) -> Iterator[Issue]:
+    if not t.hubs:
+        yield _err(("hubs",), "no hub declared; clients behind CG-NAT need one public hub",
+                   "add a hub under 'hubs:' with the public endpoint of your VPS")
+    if len(t.hubs) > 1:
+        names = ", ".join(t.hubs)
+        yield _err(("hubs",), f"{len(t.hubs)} hubs declared ({names}); this version runs one hub",
+                   "keep one hub; several hubs as failover planes are planned")
+    for name in t.nodes:
+        if name in t.hubs:
+            yield _err(("nodes", name), f"{name!r} is both a hub and a node",
+                       "give every machine a distinct name")
+    if not t.nodes:
+        yield _err(("nodes",), "no nodes declared", "add at least two nodes under 'nodes:'")
+
+
+def _addresses(t: Topology) -> Iterator[Issue]:
+    overlay = t.network.overlay
+    if overlay.prefixlen > 30:
+        yield _err(("network", "overlay"), f"overlay {overlay} is too small for a hub and clients",
+                   "use a /24 or larger, e.g. 10.0.0.0/24")
+        return
+    seen: dict = {}
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            if m.address is None:
+                continue
+            loc = (section, name, "address")
+            if m.address not in overlay:
+                yield _err(loc, f"tunnel address {m.address} is outside the overlay {overlay}",
+                           f"pick an address inside {overlay}, or leave 'address' out")
+            elif m.address in (overlay.network_address, overlay.broadcast_address):
+                yield _err(loc, f"{m.address} is the overlay's network or broadcast address",
+                           "pick a host address, or leave 'address' out")
+            elif m.address in seen:
+                yield _err(loc, f"tunnel address {m.address} is already used by {seen[m.address]}",
+                           "give each machine its own address, or leave 'address' out")
+            else:
+                seen[m.address] = name
+    try:
+        allocate(t)
+    except OverlayFull as exc:
+        yield _err(("network", "overlay"), f"overlay too small: {exc}",
+                   "use a larger overlay prefix (shorter prefix length)")
+
+
+def _asns(t: Topology) -> Iterator[Issue]:
+    by_asn: dict[int, list[str]] = {}
+    for name, node in t.nodes.items():
+        by_asn.setdefault(node.asn, []).append(name)
+    for asn, names in by_asn.items():
+        if len(names) > 1:
+            yield _warn(("nodes", names[1], "asn"),
+                        f"ASN {asn} is shared by {', '.join(names)}; eBGP drops routes whose "
+                        "AS path holds the receiver's own ASN",
+                        "give every node its own ASN")
+
+
+def _prefixes(t: Topology) -> Iterator[Issue]:
+    overlay = t.network.overlay
+    owners: list[tuple[IPv4Network, str]] = []
+    for name, node in t.nodes.items():
+        for i, prefix in enumerate(node.announce):
+            loc = ("nodes", name, "announce", i)
+            if prefix.overlaps(overlay):
+                yield _err(loc, f"{prefix} overlaps the overlay {overlay}",
+                           "announce prefixes outside the tunnel overlay")
+                continue
+            clash = next((o for p, o in owners if p.overlaps(prefix)), None)
+            if clash is not None:
+                other = next(p for p, o in owners if o == clash and p.overlaps(prefix))
+                yield _err(loc, f"{prefix} overlaps {other}, announced by {clash}"
+                           if clash != name else f"{prefix} overlaps {other} of the same node",
+                           "each address range must belong to one node only")
+                continue
+            owners.append((prefix, name))
+
+
+def _keys(t: Topology) -> Iterator[Issue]:
+    declared = {}
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            if m.public_key:
+                declared[m.public_key] = (section, name)
+    for key, (section, name) in declared.items():
+        loc = (section, name, "public_key")
+        # A private key's public key equals another machine's key: proof it was pasted here.
+        try:
+            derived = public_key(key)
+        except InvalidKey:
+            continue
+        if derived in declared and declared[derived] != (section, name):
+            yield _err(loc, "this is a PRIVATE key (its public key is declared for "
+                       f"{declared[derived][1]}); private keys never belong in the topology",
+                       "replace it with the output of `wg pubkey` / `wgbgp keygen`, and since "
+                       "the private key was exposed, generate a new pair")
+        elif derived == key:
+            pass
+        elif looks_clamped(key):
+            yield _warn(loc, "this key has the bit pattern of a private key",
+                        "make sure it is the *public* key (`wgbgp pubkey < private.key`)")
+    seen: dict[str, str] = {}
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            if not m.public_key:
+                continue
+            if m.public_key in seen:
+                yield _err((section, name, "public_key"),
+                           f"same public key as {seen[m.public_key]}",
+                           f"run `wgbgp keygen {name}` on {name} and paste its public key")
+            seen.setdefault(m.public_key, name)
+
+
+def _peerings(t: Topology) -> Iterator[Issue]:
+    if t.peerings is None:
+        return
+    pairs = set()
+    for i, (a, b) in enumerate(t.peerings):
+        for j, n in enumerate((a, b)):
+            if n not in t.nodes:
+                hint = f"known nodes: {', '.join(t.nodes)}" if t.nodes else "declare it under nodes"
+                yield _err(("peerings", i, j), f"peering names unknown node {n!r}", hint)
+        if a == b:
+            yield _err(("peerings", i), f"node {a!r} cannot peer with itself",
+                       "name two different nodes")
+        key = frozenset((a, b))
+        if key in pairs:
+            yield _warn(("peerings", i), f"peering {a} - {b} is listed twice", "remove one")
+        pairs.add(key)
+
+
+def _lab(t: Topology) -> Iterator[Issue]:
+    if t.lab is None:
+        return
+    for name, placement in t.lab.nodes.items():
+        if name not in t.nodes:
+            yield _err(("lab", "nodes", name), f"lab placement for unknown node {name!r}",
+                       f"known nodes: {', '.join(t.nodes)}")
+        if t.lab.carriers and placement.carrier not in t.lab.carriers:
+            yield _err(("lab", "nodes", name, "carrier"), f"unknown carrier {placement.carrier!r}",
+                       f"declare it under lab.carriers ({', '.join(t.lab.carriers)})")
+
+
+def _lints(t: Topology) -> Iterator[Issue]:
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            if not m.public_key:
+                yield _warn((section, name), f"{name} has no public_key yet",
+                            f"run `wgbgp keygen {name}` on {name} and paste the public key")
+    for name, node in t.nodes.items():
+        if not node.announce:
+            yield _warn(("nodes", name), f"{name} announces no prefixes",
+                        "add the addresses it should make reachable under 'announce'")
+    if t.network.mtu > 1420:
+        yield _warn(("network", "mtu"), f"MTU {t.network.mtu} exceeds 1420, the largest that "
+                    "fits WireGuard over a 1500-byte path; large packets may be dropped",
+                    "leave mtu out (1420) unless every underlay path carries jumbo frames")
+    if t.peerings is None and len(t.nodes) > MESH_SESSIONS_HINT:
+        n = len(t.nodes)
+        yield _warn(("network", "mode"), f"a full mesh of {n} clients needs {n * (n - 1) // 2} "
+                    "BGP sessions", "list only the peerings you need under 'peerings'")
