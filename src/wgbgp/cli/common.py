@@ -1,0 +1,54 @@
+"""What every command shares: reading a topology, reporting errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from ..model import Issue, Topology, TopologyError, parse
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_BAD_INPUT = 0, 1, 2
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, fix: str = "", code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print a user-facing error (no traceback) and exit."""
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    if fix:
+        err.print(f"    fix: {fix}", markup=False)
+    raise typer.Exit(code)
+
+
+def print_issues(issues: list[Issue]) -> None:
+    for issue in issues:
+        colour = "red" if issue.level == "error" else "yellow"
+        err.print(f"[{colour}]{issue.format()}[/]", markup=True, soft_wrap=True)
+
+
+def read_topology(path: Path, *, as_json: bool = False) -> tuple[Topology, list[Issue]]:
+    """Load a topology file, or report every error in it and exit 2."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read topology {path}: {exc.strerror}", "check the path")
+    try:
+        return parse(text, str(path))
+    except TopologyError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "issues": [i.to_json() for i in exc.issues]}, indent=2))
+        else:
+            print_issues(exc.issues)
+            n = len(exc.issues)
+            err.print(f"{n} error{'s' if n > 1 else ''} in {path}", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def emit_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,54 @@
+"""`wgbgp keygen` and `wgbgp pubkey`: keys made where they are used, never printed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from ..compile.plan import KEY_DIR
+from ..model.keys import InvalidKey, generate_private_key, public_key
+from .common import fail
+
+
+def write_private_key(path: Path, key: str) -> None:
+    """Create the key file 0600 from the start: it is never readable by others, even briefly."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+
+
+def keygen(
+    node: str = typer.Argument(..., help="Machine the key is for (its name in the topology)."),
+    directory: Path = typer.Option(Path(KEY_DIR), "--dir", help="Where to keep the key files."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing key pair."),
+) -> None:
+    """Make a WireGuard key pair for NODE; keep the private key (0600), print the public key."""
+    key_path = directory / f"{node}.key"
+    if key_path.exists() and not force:
+        fail(f"{key_path} already exists",
+             "its public key: `wgbgp pubkey < " + str(key_path) + "`; --force replaces the pair")
+    private = generate_private_key()
+    pub = public_key(private)
+    try:
+        if force and key_path.exists():
+            key_path.unlink()
+        write_private_key(key_path, private)
+        (directory / f"{node}.pub").write_text(pub + "\n")
+    except OSError as exc:
+        fail(f"cannot write {key_path}: {exc.strerror}", "run as root or pass --dir")
+    typer.echo(pub)
+    print(f"private key kept in {key_path} (0600); paste the public key above into the "
+          f"topology as {node}'s public_key", file=sys.stderr)
+
+
+def pubkey() -> None:
+    """Read a private key on stdin and print its public key (like `wg pubkey`)."""
+    try:
+        typer.echo(public_key(sys.stdin.read()))
+    except InvalidKey as exc:
+        # Never echo the input: it is meant to be a secret.
+        fail(f"stdin is not a WireGuard private key: {exc}", "pipe the key file in: wgbgp pubkey < KEY")

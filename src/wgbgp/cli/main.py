@@ -1,0 +1,25 @@
+"""The `wgbgp` command: thin wiring from arguments to the layers."""
+
+from __future__ import annotations
+
+import typer
+
+from . import keys, topology
+
+app = typer.Typer(
+    name="wgbgp",
+    help="BGP between machines behind CG-NAT, over WireGuard through one public hub.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command()(topology.init)
+app.command()(topology.check)
+app.command()(topology.render)
+app.command()(keys.keygen)
+app.command()(keys.pubkey)
+
+
+def main() -> None:
+    app()

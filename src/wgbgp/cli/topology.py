@@ -1,0 +1,152 @@
+"""`wgbgp init`, `check` and `render`: from a topology file to every machine's configs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from ..compile import Plan, compile_topology, peerings
+from ..model import Issue, Topology
+from ..model.examples import starter_text
+from ..model.keys import InvalidKey, decode_key
+from ..render import RenderedFile, render_machine
+from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
+
+
+def init(
+    path: Path = typer.Argument(Path("topology.yaml"), help="Where to write the starter."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented starter topology (one VPS hub, two laptops behind CG-NAT)."""
+    if path.exists() and not force:
+        fail(f"{path} already exists", "pick another path, or pass --force to overwrite it")
+    try:
+        path.write_text(starter_text(), encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror}")
+    out.print(f"wrote {path}: fill in the endpoint and public keys, then `wgbgp check {path}`")
+
+
+@dataclass(frozen=True)
+class Summary:
+    hubs: int
+    nodes: int
+    tunnels: int
+    bgp_sessions: int
+    prefixes: int
+
+
+def summarize(topology: Topology) -> Summary:
+    """Counts a user can sanity-check at a glance."""
+    return Summary(
+        hubs=len(topology.hubs),
+        nodes=len(topology.nodes),
+        tunnels=len(topology.hubs) * len(topology.nodes),
+        bgp_sessions=len(peerings(topology)),
+        prefixes=sum(len(n.announce) for n in topology.nodes.values()),
+    )
+
+
+def check(
+    topology: Path = typer.Argument(..., help="Topology file."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are warnings."),
+) -> None:
+    """Validate and lint a topology: exit 0 clean, 1 warnings with --strict, 2 errors."""
+    topo, warnings = read_topology(topology, as_json=as_json)
+    s = summarize(topo)
+    if as_json:
+        emit_json({"ok": True, "summary": s.__dict__, "issues": [w.to_json() for w in warnings]})
+    else:
+        print_issues(warnings)
+        out.print(f"{topology}: network {topo.network.name!r} ({topo.network.mode}) is valid: "
+                  f"{s.hubs} hub, {s.nodes} nodes, {s.tunnels} tunnels, "
+                  f"{s.bgp_sessions} BGP sessions, {s.prefixes} prefixes"
+                  + (f", {len(warnings)} warnings" if warnings else ""))
+    if strict and warnings:
+        raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def missing_keys(plans: dict[str, Plan], wanted: list[str]) -> list[Issue]:
+    """Machines whose configs cannot be rendered because a peer has no public key yet."""
+    issues = []
+    for name in wanted:
+        for tunnel in plans[name].tunnels:
+            for peer in tunnel.peers:
+                if not peer.public_key:
+                    section = "hubs" if plans[peer.name].role == "hub" else "nodes"
+                    issues.append(Issue(
+                        "error", (section, peer.name, "public_key"),
+                        f"{name}'s config needs {peer.name}'s public key, which is not set",
+                        f"run `wgbgp keygen {peer.name}` on {peer.name} and paste the public key"))
+    return issues
+
+
+def read_private_key(keys: Path | None, machine: str) -> str | None:
+    """The machine's private key from --keys DIR, to inline it; None to leave it on the machine."""
+    if keys is None:
+        return None
+    path = keys / f"{machine}.key"
+    if not path.exists():
+        return None
+    text = path.read_text().strip()
+    try:
+        decode_key(text)
+    except InvalidKey as exc:
+        fail(f"{path} is not a WireGuard private key: {exc}", f"`wgbgp keygen {machine} --force`")
+    return text
+
+
+def render_all(topo: Topology, machines: list[str], keys: Path | None) -> dict[str, list[RenderedFile]]:
+    """Render every asked-for machine in memory; nothing is written until all succeed."""
+    plans = compile_topology(topo)
+    issues = missing_keys(plans, machines)
+    if issues:
+        print_issues(issues)
+        fail("cannot render without those public keys")
+    return {m: render_machine(plans[m], read_private_key(keys, m)) for m in machines}
+
+
+def render(
+    topology: Path = typer.Argument(..., help="Topology file."),
+    node: list[str] = typer.Option([], "--node", "-n", help="Only this machine (repeatable)."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Write DIR/MACHINE/etc/..."),
+    keys: Path | None = typer.Option(None, "--keys", help="Inline private keys from DIR/MACHINE.key."),
+) -> None:
+    """Render each machine's wg-quick, FRR, sysctl and (hubs) nftables configs."""
+    topo, warnings = read_topology(topology)
+    print_issues(warnings)
+    known = [*topo.hubs, *topo.nodes]
+    unknown = [n for n in node if n not in known]
+    if unknown:
+        fail(f"unknown machine {', '.join(unknown)}", f"known: {', '.join(known)}")
+    machines = node or known
+    rendered = render_all(topo, machines, keys)
+    if out_dir is None:
+        if any(f.text.count("PrivateKey") for files in rendered.values() for f in files):
+            fail("refusing to print private keys", "pass --out DIR to write them to 0600 files")
+        for machine, files in rendered.items():
+            for f in files:
+                out.print(f"==> {machine}:{f.path} <==", style="bold", markup=False)
+                out.print(f.text, markup=False, end="")
+        return
+    for machine, files in rendered.items():
+        for f in files:
+            write_rendered(out_dir / machine, f)
+    err.print(f"wrote {sum(map(len, rendered.values()))} files for {len(rendered)} machines "
+              f"under {out_dir}/", markup=False)
+
+
+def write_rendered(root: Path, f: RenderedFile) -> None:
+    """Write one file under root, mirroring its path on the machine, mode set before content."""
+    target = root / f.path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, f.mode)
+    os.fchmod(fd, f.mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f.text)
+    os.replace(tmp, target)
