@@ -51,4 +51,5 @@ def pubkey() -> None:
         typer.echo(public_key(sys.stdin.read()))
     except InvalidKey as exc:
         # Never echo the input: it is meant to be a secret.
-        fail(f"stdin is not a WireGuard private key: {exc}", "pipe the key file in: wgbgp pubkey < KEY")
+        fail(f"stdin is not a WireGuard private key: {exc}",
+             "pipe the key file in: wgbgp pubkey < KEY")

@@ -100,7 +100,9 @@ def read_private_key(keys: Path | None, machine: str) -> str | None:
     return text
 
 
-def render_all(topo: Topology, machines: list[str], keys: Path | None) -> dict[str, list[RenderedFile]]:
+def render_all(
+    topo: Topology, machines: list[str], keys: Path | None
+) -> dict[str, list[RenderedFile]]:
     """Render every asked-for machine in memory; nothing is written until all succeed."""
     plans = compile_topology(topo)
     issues = missing_keys(plans, machines)
@@ -114,7 +116,8 @@ def render(
     topology: Path = typer.Argument(..., help="Topology file."),
     node: list[str] = typer.Option([], "--node", "-n", help="Only this machine (repeatable)."),
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Write DIR/MACHINE/etc/..."),
-    keys: Path | None = typer.Option(None, "--keys", help="Inline private keys from DIR/MACHINE.key."),
+    keys: Path | None = typer.Option(
+        None, "--keys", help="Inline private keys from DIR/MACHINE.key."),
 ) -> None:
     """Render each machine's wg-quick, FRR, sysctl and (hubs) nftables configs."""
     topo, warnings = read_topology(topology)
