@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install everything wgbgp and its tests need on Debian 12, as root: the real daemons the
+# lab runs (wireguard-go, FRR, nftables, sshd) and a virtualenv with wgbgp in .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(frr wireguard-tools wireguard-go nftables iproute2 iputils-ping procps
+          openssh-server openssh-client kmod python3 python3-venv python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # No recommends: wireguard-tools would otherwise pull a kernel image and initramfs.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/wgbgp ] || [ pyproject.toml -nt .venv/.installed ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  touch .venv/.installed
+fi
