@@ -1,0 +1,88 @@
+"""A lab's hosts: the emulated Internet plus one machine per hub and client.
+
+`build_lab` makes them (recording everything in the lab state first), `open_lab` finds
+a running lab again from another process (for `lab exec`, `status`, `down`), and
+`Lab.down` removes it. Daemons and configuration are the orchestration layer's job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from wgbgp.apply.executor import LocalExecutor
+from wgbgp.lab.machine import Machine, create_machines
+from wgbgp.lab.spec import LabSpec
+from wgbgp.lab.state import NETNS_DIR, LabState, TeardownReport, teardown
+from wgbgp.lab.underlay import UnderlayPlan, build_underlay, plan_underlay
+
+
+@dataclass
+class Lab:
+    """A built (or being built) lab: its spec, address plan and machines."""
+
+    spec: LabSpec
+    plan: UnderlayPlan
+    mgmt: bool = True
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per build step
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def machines(self) -> dict[str, Machine]:
+        """Hubs and clients by name, hubs first."""
+        return {n: Machine(self.name, n) for n in self.spec.machines}
+
+    def machine(self, name: str) -> Machine:
+        if name not in self.spec.machines:
+            raise KeyError(f"lab {self.name!r} has no machine {name!r} "
+                           f"(machines: {', '.join(self.spec.machines)})")
+        return Machine(self.name, name)
+
+    def netns_executor(self, short: str) -> LocalExecutor:
+        """Executor in an infrastructure namespace ("inet", "carrier-<c>", "home-<client>",
+        "mgmt"): network namespace only, the host's file system."""
+        path = NETNS_DIR / self.plan.ns(short)
+        if short not in {n.short for n in self.plan.nodes}:
+            raise KeyError(f"lab {self.name!r} has no namespace {short!r}")
+        return LocalExecutor(short, prefix=["nsenter", f"--net={path}", "--"])
+
+    def down(self) -> TeardownReport:
+        """Tear the lab down (same as `teardown(lab.name)`)."""
+        return teardown(self.name)
+
+
+def build_lab(spec: LabSpec, *, mgmt: bool = True, keep_on_error: bool = False) -> Lab:
+    """Build the underlay and the machines of `spec`; raises LabExists if already there.
+
+    On failure everything made so far is torn down again, unless `keep_on_error` (then
+    `teardown(spec.name)` cleans up later from the state file).
+    """
+    plan = plan_underlay(spec, mgmt)
+    lab = Lab(spec, plan, mgmt)
+    state = LabState.create(spec.name, spec=spec.to_dict(), options={"mgmt": mgmt})
+    try:
+        t0 = time.monotonic()
+        build_underlay(plan, state)
+        t1 = time.monotonic()
+        create_machines(spec.name, list(spec.machines), state)
+        t2 = time.monotonic()
+        state.set_status("up")
+    except BaseException:
+        if not keep_on_error:
+            teardown(spec.name)
+        raise
+    lab.timings = {"underlay": t1 - t0, "machines": t2 - t1, "total": t2 - t0}
+    return lab
+
+
+def open_lab(name: str) -> Lab | None:
+    """The lab called `name` as recorded in its state file, or None if there is none."""
+    state = LabState.load(name)
+    if state is None or not state.spec:
+        return None
+    spec = LabSpec.from_dict(state.spec)
+    mgmt = bool(state.options.get("mgmt", True))
+    return Lab(spec, plan_underlay(spec, mgmt), mgmt)

@@ -1,0 +1,224 @@
+"""Lab machines: a network namespace plus a persistent mount and UTS namespace.
+
+Inside a machine the real-host paths work unchanged: `/etc/wireguard`, `/etc/frr`,
+`/run/frr`, `/run/wireguard`, ... are private to it (bind mounts of per-machine
+directories under the lab's state dir, so they are inspectable from the host), plain
+`wg`, `vtysh` and `/usr/lib/frr/frrinit.sh` reach this machine's own daemons, and the
+hostname is the machine's name. Apply and observe code runs unchanged through
+`Machine.executor()`.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from wgbgp.apply.executor import LocalExecutor
+from wgbgp.lab.state import NETNS_DIR, LabState, _ns_inodes, lab_dir, namespace_pids
+from wgbgp.lab.underlay import netns_name
+
+# Private directories: path inside the machine -> (owner, mode). `/run` must stay last:
+# binding it hides the lab's state dir, where the sources of the other binds live.
+PRIVATE_DIRS: dict[str, tuple[str, int]] = {
+    "/etc/wireguard": ("root", 0o700),
+    "/etc/frr": ("frr", 0o750),
+    "/var/log/frr": ("frr", 0o750),
+    "/etc/wgbgp": ("root", 0o755),
+    "/var/lib/wgbgp": ("root", 0o755),
+    "/etc/sysctl.d": ("root", 0o755),
+    "/etc/nftables.d": ("root", 0o755),
+    "/run": ("root", 0o755),  # a fresh /run, like a booted host: /run/frr, /run/wireguard
+}
+RUN_DIRS: dict[str, tuple[str, int]] = {  # created inside the machine's /run
+    "frr": ("frr", 0o755), "wireguard": ("root", 0o755), "lock": ("root", 0o755),
+}
+FRR_DAEMONS_ON = ("zebra", "bgpd", "staticd", "bfdd")
+# wg-quick falls back to wireguard-go only with this set; harmless where the kernel
+# module exists (wg-quick tries the module first).
+MACHINE_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
+
+
+class MachineError(RuntimeError):
+    """A machine could not be created."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One lab machine (hub or client), addressed by lab and machine name."""
+
+    lab: str
+    name: str
+
+    @property
+    def netns(self) -> str:
+        return netns_name(self.lab, self.name)
+
+    @property
+    def netns_path(self) -> Path:
+        return NETNS_DIR / self.netns
+
+    @property
+    def root(self) -> Path:
+        """Host directory holding this machine's private directories."""
+        return lab_dir(self.lab) / "machines" / self.name
+
+    @property
+    def mnt_file(self) -> Path:
+        return lab_dir(self.lab) / "ns" / f"{self.name}.mnt"
+
+    @property
+    def uts_file(self) -> Path:
+        return lab_dir(self.lab) / "ns" / f"{self.name}.uts"
+
+    def host_path(self, inside: str) -> Path:
+        """Where a path inside the machine (under a private dir) lives on the host."""
+        for private in sorted(PRIVATE_DIRS, key=len, reverse=True):
+            if inside == private or inside.startswith(private.rstrip("/") + "/"):
+                return self.root / _dirname(private) / inside[len(private):].lstrip("/")
+        raise ValueError(f"{inside} is not inside one of the machine's private directories")
+
+    def prefix(self) -> list[str]:
+        """Command prefix that runs a command inside this machine."""
+        return ["nsenter", f"--mount={self.mnt_file}", f"--uts={self.uts_file}",
+                f"--net={self.netns_path}", "--"]
+
+    def executor(self) -> LocalExecutor:
+        """An executor for apply/observe code; runs every command inside the machine."""
+        return LocalExecutor(self.name, prefix=self.prefix(), env=dict(MACHINE_ENV))
+
+    def exec(self, argv: list[str]) -> int:
+        """Run a command interactively inside the machine (stdio inherited); its exit code."""
+        env = {**os.environ, **MACHINE_ENV}
+        return subprocess.call([*self.prefix(), *argv], env=env, cwd="/")
+
+    def spawn(self, argv: list[str], **popen: object) -> subprocess.Popen:
+        """Start a background process inside the machine; its pid goes into the lab state.
+
+        Teardown kills it with everything else in the machine's namespaces.
+        """
+        env = {**os.environ, **MACHINE_ENV}
+        proc = subprocess.Popen([*self.prefix(), *argv], env=env, cwd="/", **popen)
+        state = LabState.load(self.lab)
+        if state is not None:
+            state.record(pids=[{"pid": proc.pid, "machine": self.name, "argv": argv}])
+        return proc
+
+    def pids(self) -> list[int]:
+        """Every process running in this machine (its network or mount namespace)."""
+        return namespace_pids(_ns_inodes([self.netns_path, self.mnt_file]))
+
+    def exists(self) -> bool:
+        return self.netns_path.exists() and self.mnt_file.exists()
+
+
+def _dirname(inside: str) -> str:
+    """Per-machine directory name for a private path: /etc/frr -> etc-frr."""
+    return inside.strip("/").replace("/", "-")
+
+
+def create_machines(lab: str, names: list[str], state: LabState, workers: int = 4) -> list[Machine]:
+    """Give each machine (whose network namespace exists) its mount/UTS namespace and dirs."""
+    machines = [Machine(lab, n) for n in names]
+    nsdir = lab_dir(lab) / "ns"
+    nsdir.mkdir(exist_ok=True)
+    # `unshare --mount=FILE` needs FILE on a private mount; otherwise the namespace handle
+    # would propagate into other mount namespaces and keep each other alive.
+    state.record(mounts=[str(nsdir)], ns_files=[str(p) for m in machines
+                                                for p in (m.mnt_file, m.uts_file)])
+    if not _is_mountpoint(nsdir):
+        _check(["mount", "--bind", str(nsdir), str(nsdir)])
+    _check(["mount", "--make-private", str(nsdir)])
+    for inside in PRIVATE_DIRS:
+        # Bind targets must exist in the host's tree (machines start as a copy of it).
+        # Created only when missing, and never removed: rmdir of a mount point would
+        # detach it in every running machine of every lab.
+        Path(inside).mkdir(parents=True, exist_ok=True)
+    for m in machines:
+        _prepare_dirs(m)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_unshare, machines))
+    return machines
+
+
+def _chown(path: Path, owner: str, mode: int) -> None:
+    try:
+        uid, gid = pwd.getpwnam(owner).pw_uid, grp.getgrnam(owner).gr_gid
+    except KeyError:  # no frr user: FRR is not installed; root-owned dirs still work
+        uid, gid = 0, 0
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def _prepare_dirs(m: Machine) -> None:
+    for inside, (owner, mode) in PRIVATE_DIRS.items():
+        d = m.root / _dirname(inside)
+        d.mkdir(parents=True, exist_ok=True)
+        _chown(d, owner, mode)
+    for sub, (owner, mode) in RUN_DIRS.items():
+        d = m.root / "run" / sub
+        d.mkdir(exist_ok=True)
+        _chown(d, owner, mode)
+    _seed_frr(m.root / "etc-frr")
+
+
+def _seed_frr(etc_frr: Path) -> None:
+    """What a fresh Debian install puts in /etc/frr, with the daemons wgbgp uses enabled."""
+    for name in ("daemons", "vtysh.conf", "frr.conf"):
+        src = Path("/etc/frr") / name
+        if not src.exists():
+            continue
+        text = src.read_text()
+        if name == "daemons":
+            for daemon in FRR_DAEMONS_ON:
+                text = re.sub(rf"(?m)^{daemon}=\w+", f"{daemon}=yes", text)
+        dst = etc_frr / name
+        dst.write_text(text)
+        shutil.copymode(src, dst)
+        _chown(dst, "frr", 0o640)
+
+
+def setup_script(m: Machine) -> str:
+    """Shell run as the machine's first process, inside its new namespaces."""
+    lines = [
+        "set -e",
+        # The new mount namespace copied every namespace handle of the host (other
+        # machines, /run/netns). Drop them, or this machine would keep other labs'
+        # namespaces alive after they are deleted.
+        "findmnt -rn -t nsfs -o TARGET | xargs -r umount -l",
+        f"hostname {m.name}",
+        # sysfs shows the network devices of the namespace that mounts it.
+        "mount -t sysfs -o nosuid,nodev,noexec sysfs /sys",
+    ]
+    for inside in PRIVATE_DIRS:
+        lines.append(f"mount --bind {m.root / _dirname(inside)} {inside}")
+    return "\n".join(lines) + "\n"
+
+
+def _unshare(m: Machine) -> None:
+    for f in (m.mnt_file, m.uts_file):
+        f.touch()
+    # unshare pins the new namespaces on the files, then nsenter joins the network
+    # namespace before the setup script mounts sysfs.
+    _check(["unshare", f"--mount={m.mnt_file}", f"--uts={m.uts_file}",
+            "--propagation", "private",
+            "nsenter", f"--net={m.netns_path}", "sh", "-c", setup_script(m)], m.name)
+
+
+def _is_mountpoint(path: Path) -> bool:
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        return any(line.split()[4] == str(path) for line in fh)
+
+
+def _check(argv: list[str], what: str = "") -> None:
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        where = f" for machine {what}" if what else ""
+        raise MachineError(f"`{' '.join(argv[:2])} ...`{where} failed: "
+                           f"{(res.stderr or res.stdout).strip()}")

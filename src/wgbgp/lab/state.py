@@ -1,0 +1,251 @@
+"""A lab's state file: the record of everything the lab created, and teardown from it.
+
+`up` records each namespace, mount and directory *before* creating it, so `down` can
+remove a lab after a crash or a killed `up` by reading the file alone. Teardown only
+touches what the file names: the host's own namespace, routes and firewall are never
+changed, and another lab's resources are never named in this lab's file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+LAB_ROOT = Path(os.environ.get("WGBGP_LAB_ROOT", "/run/wgbgp"))
+NETNS_DIR = Path("/run/netns")  # where `ip netns add` pins network namespaces
+STATE_VERSION = 1
+
+
+class LabExists(Exception):
+    """A lab of that name is already running (or left over from a crash)."""
+
+
+def lab_dir(lab: str) -> Path:
+    """The lab's private directory (state file, machine dirs, namespace handles)."""
+    return LAB_ROOT / lab
+
+
+def state_path(lab: str) -> Path:
+    return lab_dir(lab) / "state.json"
+
+
+@dataclass
+class LabState:
+    """Everything one lab created. Lists only grow while the lab is built."""
+
+    lab: str
+    status: str = "building"  # building -> up -> tearing-down
+    created: float = field(default_factory=time.time)
+    spec: dict = field(default_factory=dict)        # LabSpec.to_dict(), to rebuild the plan
+    options: dict = field(default_factory=dict)     # e.g. {"mgmt": true}
+    namespaces: list[str] = field(default_factory=list)  # network namespaces (/run/netns)
+    ns_files: list[str] = field(default_factory=list)    # nsfs bind mounts (mnt/uts handles)
+    mounts: list[str] = field(default_factory=list)      # other host-side mounts
+    pids: list[dict] = field(default_factory=list)       # processes started, for the record
+    version: int = STATE_VERSION
+
+    @classmethod
+    def create(cls, lab: str, **kw) -> LabState:
+        """Claim the lab's directory atomically and write the first state.
+
+        Raises LabExists when the directory is already there: `mkdir` is the lock that
+        stops two `up`s of the same lab from racing.
+        """
+        LAB_ROOT.mkdir(parents=True, exist_ok=True)
+        try:
+            lab_dir(lab).mkdir(mode=0o755)
+        except FileExistsError:
+            running = is_running(lab)
+            what = "is already running" if running else "left state behind (crashed?)"
+            raise LabExists(
+                f"lab {lab!r} {what}: {lab_dir(lab)}. Run `wgbgp lab down` first, "
+                "or pick another lab name.") from None
+        state = cls(lab=lab, **kw)
+        state.save()
+        return state
+
+    @classmethod
+    def load(cls, lab: str) -> LabState | None:
+        """The recorded state, or None when the lab has no state file."""
+        try:
+            data = json.loads(state_path(lab).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self) -> None:
+        """Write atomically: a reader (or a crash) never sees half a file."""
+        path = state_path(self.lab)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
+
+    def record(self, **items: list) -> None:
+        """Append to the named lists (e.g. namespaces=[...]) and save, before creating them."""
+        for key, values in items.items():
+            current = getattr(self, key)
+            current.extend(v for v in values if v not in current)
+        self.save()
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+        self.save()
+
+
+def list_labs() -> list[str]:
+    """Names of labs that have a state directory on this machine."""
+    if not LAB_ROOT.is_dir():
+        return []
+    return sorted(p.name for p in LAB_ROOT.iterdir() if (p / "state.json").exists())
+
+
+def is_running(lab: str) -> bool:
+    """True when the lab's state exists and at least one of its namespaces is alive."""
+    state = LabState.load(lab)
+    return bool(state) and any((NETNS_DIR / ns).exists() for ns in state.namespaces)
+
+
+@dataclass
+class TeardownReport:
+    """What teardown removed (for the CLI to print)."""
+
+    lab: str
+    killed: list[int] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    unmounted: list[str] = field(default_factory=list)
+    removed_dir: bool = False
+
+
+def teardown(lab: str, grace: float = 2.0) -> TeardownReport:
+    """Remove everything lab `lab` created. Idempotent; safe after a crash.
+
+    Order matters: processes first (they pin namespaces and mounts), then the
+    namespace handles, then the network namespaces, then the directory.
+    """
+    report = TeardownReport(lab)
+    state = LabState.load(lab)
+    directory = lab_dir(lab)
+    if state is None and not directory.exists():
+        return report
+    if state is not None:
+        state.status = "tearing-down"
+        try:
+            state.save()
+        except OSError:
+            pass
+        netns_paths = [NETNS_DIR / ns for ns in state.namespaces]
+        report.killed = kill_namespace_processes([*netns_paths, *map(Path, state.ns_files)],
+                                                 grace)
+        report.unmounted = _unmount([*state.ns_files, *reversed(state.mounts)])
+        report.namespaces = _delete_netns(state.namespaces)
+    # Anything still mounted below the lab dir (a crash mid-mount) must go before rmtree,
+    # which would otherwise descend into the mounted file system.
+    report.unmounted += _unmount(_mounts_under(directory))
+    if directory.exists():
+        if _mounts_under(directory):
+            raise RuntimeError(f"{directory} still has mounts; not removing it")
+        shutil.rmtree(directory, ignore_errors=True)
+        report.removed_dir = not directory.exists()
+    return report
+
+
+def _ns_inodes(handles: list[Path]) -> set[int]:
+    """Inodes of those handles that are live namespace bind mounts (nsfs files)."""
+    nsfs = os.stat("/proc/self/ns/net").st_dev
+    inodes = set()
+    for path in handles:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if st.st_dev == nsfs:  # an unmounted handle is a plain empty file: skip it
+            inodes.add(st.st_ino)
+    return inodes
+
+
+def namespace_pids(inodes: set[int]) -> list[int]:
+    """Pids of processes whose network or mount namespace has one of these inodes."""
+    if not inodes:
+        return []
+    me = os.getpid()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        for kind in ("net", "mnt"):
+            try:
+                link = os.readlink(f"/proc/{entry.name}/ns/{kind}")  # e.g. "net:[4026532177]"
+            except OSError:
+                break  # gone, a zombie, or a kernel thread
+            if int(link[link.index("[") + 1:-1]) in inodes:
+                found.append(int(entry.name))
+                break
+    return found
+
+
+def kill_namespace_processes(handles: list[Path], grace: float = 2.0) -> list[int]:
+    """TERM every process in these namespaces, then KILL the ones still there after `grace`."""
+    inodes = _ns_inodes(handles)
+    killed: list[int] = []
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        pids = namespace_pids(inodes)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = namespace_pids(inodes)
+        if not pids:
+            break
+    return sorted(set(killed))
+
+
+def _mountinfo() -> list[str]:
+    """Mount points of this mount namespace, in mount order."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        # Field 5 is the mount point; octal escapes (\040) only for odd names we never make.
+        return [line.split()[4] for line in fh]
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    prefix = str(directory).rstrip("/") + "/"
+    return [m for m in _mountinfo() if m == str(directory) or m.startswith(prefix)]
+
+
+def _unmount(paths: list[str]) -> list[str]:
+    """Unmount those of `paths` that are mount points, deepest first."""
+    mounted = set(_mountinfo())
+    todo = sorted({p for p in paths if p in mounted}, key=lambda p: -p.count("/"))
+    done = []
+    for p in todo:
+        # A path can be mounted several times over; unmount until it is not.
+        while p in _mountinfo():
+            res = subprocess.run(["umount", p], capture_output=True, text=True)
+            if res.returncode != 0:
+                # Busy only if something outside our namespaces uses it; detach lazily.
+                res = subprocess.run(["umount", "-l", p], capture_output=True, text=True)
+                if res.returncode != 0:
+                    break
+        done.append(p)
+    return done
+
+
+def _delete_netns(names: list[str]) -> list[str]:
+    existing = [n for n in names if (NETNS_DIR / n).exists()]
+    if existing:
+        # -force: keep going past a namespace that vanished meanwhile.
+        script = "".join(f"netns del {n}\n" for n in existing)
+        subprocess.run(["ip", "-force", "-batch", "-"], input=script, text=True,
+                       capture_output=True)
+    return existing

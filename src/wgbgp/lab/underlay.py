@@ -1,0 +1,301 @@
+"""The emulated Internet: namespaces, veth links, addresses, routes and CG-NAT.
+
+`plan_underlay` is pure: a LabSpec becomes an `UnderlayPlan` (every namespace, link,
+address, route, sysctl and nftables ruleset). `build_underlay` performs it with
+iproute2, sysctl and nft, recording every namespace in the lab state first.
+
+Shape (all links are veth pairs with point-to-point /32 addresses):
+
+    hub --eth0~h0-- inet --c0~wan-- carrier --s0~eth0-- client
+                                            --s1~wan-- home --lan~eth0-- client
+    mgmt: bridge br0 with one isolated port m<i> per machine (machine side: mgmt0)
+
+Interfaces are created directly inside their namespaces, never in the host's, so their
+names only need to be unique per namespace and two labs cannot collide.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from wgbgp.lab.spec import LabSpec, LabSpecError
+from wgbgp.lab.state import NETNS_DIR, LabState, lab_dir
+
+# Address plan. Lab-internal ranges are chosen so that they cannot collide with
+# overlays or announced prefixes in topologies (10.x, 100.100.0.0/16, 192.0.2.x, ...).
+INET_GW = IPv4Address("198.18.0.1")                  # the Internet's end of every public link
+CARRIER_POOL = IPv4Network("198.51.100.0/24")        # one public address per carrier
+SUBSCRIBERS = IPv4Network("100.64.0.0/16")           # carrier i: 100.64.i.0/24 (not 100.100/16)
+CGNAT_SPACE = IPv4Network("100.64.0.0/10")
+MGMT_NET = IPv4Network("198.19.0.0/16")               # management LAN, never routed anywhere
+MGMT_GW = IPv4Address("198.19.255.254")              # the mgmt namespace's own address
+LAB_INTERNAL = (IPv4Network("198.18.0.0/15"), CGNAT_SPACE, IPv4Network("192.168.0.0/16"))
+
+
+def netns_name(lab: str, short: str) -> str:
+    """Namespace name for a machine or infrastructure node: `wgbgp-<lab>-<short>`."""
+    return f"wgbgp-{lab}-{short}"
+
+
+@dataclass(frozen=True)
+class End:
+    """One end of a veth link."""
+
+    ns: str          # short name (machine name, "inet", "carrier-x", ...)
+    ifname: str      # <= 15 characters
+    addr: IPv4Address | None = None
+    alias: str = ""  # human hint shown by `ip link` (what is at the other end)
+
+
+@dataclass(frozen=True)
+class Link:
+    a: End
+    b: End
+
+
+@dataclass(frozen=True)
+class Node:
+    """One network namespace and its configuration."""
+
+    short: str
+    role: str                      # internet | carrier | home | hub | client | mgmt
+    routes: tuple[str, ...] = ()   # `ip route` arguments
+    sysctls: tuple[tuple[str, str], ...] = ()
+    nft: str = ""                  # ruleset loaded with `nft -f`
+    extra_ip: tuple[str, ...] = ()  # further `ip -batch` lines (bridge, ...)
+
+
+@dataclass(frozen=True)
+class UnderlayPlan:
+    """Everything the underlay consists of, derived from a LabSpec only."""
+
+    lab: str
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...]
+    carrier_ip: dict[str, IPv4Address] = field(default_factory=dict)   # carrier -> public
+    address: dict[str, IPv4Address] = field(default_factory=dict)      # machine -> own addr
+    gateway: dict[str, IPv4Address] = field(default_factory=dict)      # machine -> next hop
+    mgmt_ip: dict[str, IPv4Address] = field(default_factory=dict)      # machine -> mgmt addr
+    carrier_of: dict[str, str] = field(default_factory=dict)            # client -> carrier
+
+    def ns(self, short: str) -> str:
+        """Full namespace name of a node."""
+        return netns_name(self.lab, short)
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [self.ns(n.short) for n in self.nodes]
+
+    def node(self, short: str) -> Node:
+        return next(n for n in self.nodes if n.short == short)
+
+    def public_ip(self, machine: str) -> IPv4Address:
+        """The address the Internet sees for a machine (a client's is its carrier's)."""
+        if machine in self.carrier_of:
+            return self.carrier_ip[self.carrier_of[machine]]
+        return self.address[machine]
+
+
+_ROUTER = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "0"),
+           ("net.ipv4.conf.default.rp_filter", "0"),
+           # Infrastructure is IPv4 only; no IPv6 link-local chatter in captures.
+           ("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"))
+# What a freshly installed Debian host has; set explicitly because a new namespace
+# inherits IPv4 settings from the host's, and tests (e.g. "hub not forwarding") need
+# the same start everywhere.
+MACHINE_SYSCTLS = (("net.ipv4.ip_forward", "0"), ("net.ipv6.conf.all.forwarding", "0"),
+                   ("net.ipv4.conf.all.rp_filter", "0"),
+                   ("net.ipv4.conf.default.rp_filter", "0"))
+
+
+def nat_ruleset(wan: str = "wan") -> str:
+    """NAT as a carrier or home router does it: masquerade out, nothing unsolicited in."""
+    return f"""\
+table ip wgbgp_nat {{
+	chain forward {{
+		type filter hook forward priority filter; policy accept;
+		ct state established,related accept
+		# No mapping for this flow: unsolicited inbound dies here, as at a real CG-NAT.
+		iifname "{wan}" counter drop
+	}}
+	chain postrouting {{
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "{wan}" masquerade
+	}}
+}}
+"""
+
+
+def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
+    """The address plan and configuration of every namespace. Pure."""
+    for hub in spec.hubs:
+        ip = hub.public_ip
+        if any(ip in net for net in LAB_INTERNAL) or ip.is_loopback or ip.is_multicast \
+                or ip.is_unspecified or ip.is_link_local or ip.is_reserved:
+            raise LabSpecError(
+                f"hub {hub.name!r}: public IP {hub.public_ip} is inside the lab's own "
+                "address space or not a unicast address; pick another")
+    if len(spec.carriers) > 256:
+        raise LabSpecError("at most 256 carriers")
+    nodes: list[Node] = []
+    links: list[Link] = []
+    address: dict[str, IPv4Address] = {}
+    gateway: dict[str, IPv4Address] = {}
+
+    for i, hub in enumerate(spec.hubs):
+        links.append(Link(End(hub.name, "eth0", hub.public_ip, "internet"),
+                          End("inet", f"h{i}", INET_GW, f"hub {hub.name}")))
+        address[hub.name] = hub.public_ip
+        gateway[hub.name] = INET_GW
+        nodes.append(Node(hub.name, "hub", (f"default via {INET_GW} dev eth0",),
+                          MACHINE_SYSCTLS))
+
+    hub_ips = {h.public_ip for h in spec.hubs}
+    pool = (ip for ip in CARRIER_POOL.hosts() if ip not in hub_ips)
+    carrier_ip: dict[str, IPv4Address] = {}
+    client_carrier: dict[str, str] = {}
+    homes = 0
+    for ci, carrier in enumerate(spec.carriers):
+        cshort = f"carrier-{carrier.name}"
+        carrier_ip[carrier.name] = public = next(pool)
+        links.append(Link(End(cshort, "wan", public, "internet"),
+                          End("inet", f"c{ci}", INET_GW, f"carrier {carrier.name}")))
+        subnet = list(SUBSCRIBERS.subnets(new_prefix=24))[ci]
+        gw = subnet.network_address + 1
+        subscribers = [c for c in spec.clients if c.carrier == carrier.name]
+        if len(subscribers) > 253:
+            raise LabSpecError(f"carrier {carrier.name!r}: at most 253 subscribers")
+        for si, client in enumerate(subscribers):
+            client_carrier[client.name] = carrier.name
+            sub_ip = gw + 1 + si
+            if client.home_nat:
+                home = f"home-{client.name}"
+                homes += 1
+                if homes > 254:
+                    raise LabSpecError("at most 254 clients behind home NAT")
+                lan_gw = IPv4Address(f"192.168.{homes}.1")
+                links.append(Link(End(home, "wan", sub_ip, f"carrier {carrier.name}"),
+                                  End(cshort, f"s{si}", gw, f"home of {client.name}")))
+                links.append(Link(End(client.name, "eth0", lan_gw + 1, "home router"),
+                                  End(home, "lan", lan_gw, f"client {client.name}")))
+                nodes.append(Node(home, "home", (f"default via {gw} dev wan",), _ROUTER,
+                                  nat_ruleset("wan")))
+                address[client.name], gateway[client.name] = lan_gw + 1, lan_gw
+            else:
+                links.append(Link(End(client.name, "eth0", sub_ip, f"carrier {carrier.name}"),
+                                  End(cshort, f"s{si}", gw, f"client {client.name}")))
+                address[client.name], gateway[client.name] = sub_ip, gw
+        timeout = str(carrier.udp_timeout)
+        nodes.append(Node(cshort, "carrier", (f"default via {INET_GW} dev wan",), _ROUTER + (
+            # Both: a flow with replies counts as a "stream" and would get 120 s otherwise.
+            ("net.netfilter.nf_conntrack_udp_timeout", timeout),
+            ("net.netfilter.nf_conntrack_udp_timeout_stream", timeout)),
+            nat_ruleset("wan")))
+    for client in spec.clients:
+        nodes.append(Node(client.name, "client",
+                          (f"default via {gateway[client.name]} dev eth0",), MACHINE_SYSCTLS))
+
+    mgmt_ip: dict[str, IPv4Address] = {}
+    if mgmt:
+        bridge = ["link add br0 type bridge", f"addr add {MGMT_GW}/{MGMT_NET.prefixlen} dev br0",
+                  "link set br0 up"]
+        for mi, machine in enumerate(spec.machines):
+            mgmt_ip[machine] = MGMT_NET.network_address + 1 + mi
+            links.append(Link(End(machine, "mgmt0", None, "lab management"),
+                              End("mgmt", f"m{mi}", None, f"machine {machine}")))
+            # Isolated ports talk to the bridge (the mgmt namespace), never to each other:
+            # management must not become a path between clients that bypasses the CG-NAT.
+            bridge += [f"link set m{mi} master br0",
+                       f"link set m{mi} type bridge_slave isolated on"]
+        nodes.append(Node("mgmt", "mgmt", (), (("net.ipv4.ip_forward", "0"),) + _ROUTER[1:],
+                          extra_ip=tuple(bridge)))
+    # The Internet needs no routes: each link's peer address is a host route already.
+    nodes.insert(0, Node("inet", "internet", (), _ROUTER))
+    return UnderlayPlan(spec.name, tuple(nodes), tuple(links), carrier_ip, address, gateway,
+                        mgmt_ip, client_carrier)
+
+
+def host_batch(plan: UnderlayPlan) -> str:
+    """`ip -batch` lines run in the host namespace: create namespaces and veth pairs.
+
+    Each veth end is created directly inside its namespace (`netns` on both ends), so no
+    interface ever exists in the host's namespace, even for a moment.
+    """
+    lines = [f"netns add {ns}" for ns in plan.namespaces]
+    for link in plan.links:
+        lines.append(f"link add {link.a.ifname} netns {plan.ns(link.a.ns)} type veth "
+                     f"peer name {link.b.ifname} netns {plan.ns(link.b.ns)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def node_batch(plan: UnderlayPlan, node: Node) -> str:
+    """`ip -batch` lines run inside one namespace: addresses, links up, routes."""
+    lines = ["link set lo up", *node.extra_ip]
+    for link in plan.links:
+        for me, peer in ((link.a, link.b), (link.b, link.a)):
+            if me.ns != node.short:
+                continue
+            if me.alias:
+                lines.append(f'link set {me.ifname} alias "{me.alias}"')
+            if me.addr is not None:
+                lines.append(f"addr add {me.addr}/32 peer {peer.addr}/32 dev {me.ifname}")
+            elif me.ifname == "mgmt0":
+                lines.append(f"addr add {plan.mgmt_ip[node.short]}/{MGMT_NET.prefixlen} "
+                             "dev mgmt0")
+            lines.append(f"link set {me.ifname} up")
+    lines += [f"route add {r}" for r in node.routes]
+    return "".join(line + "\n" for line in lines)
+
+
+def node_script(plan: UnderlayPlan, node: Node, files: Path) -> str:
+    """Shell run inside the namespace; the batch and ruleset files stay for inspection."""
+    sysctls = " ".join(f"{k}={v}" for k, v in node.sysctls)
+    if node.short in plan.mgmt_ip:
+        sysctls += " net.ipv6.conf.mgmt0.disable_ipv6=1"
+    script = "set -e\n"
+    if sysctls:
+        script += f"sysctl -q -w {sysctls}\n"
+    script += f"ip -batch {files / (node.short + '.ip')}\n"
+    if node.nft:
+        script += f"nft -f {files / (node.short + '.nft')}\n"
+    return script
+
+
+class UnderlayError(RuntimeError):
+    """Building the underlay failed; the lab state still lists what to tear down."""
+
+
+def build_underlay(plan: UnderlayPlan, state: LabState, workers: int = 4) -> None:
+    """Create every namespace and link of `plan`, recording them in `state` first."""
+    taken = [ns for ns in plan.namespaces if (NETNS_DIR / ns).exists()]
+    if taken:
+        raise UnderlayError(
+            f"network namespace(s) already exist: {', '.join(taken)}; another lab with an "
+            "overlapping name is running. Pick another lab name.")
+    files = lab_dir(plan.lab) / "underlay"
+    files.mkdir(parents=True, exist_ok=True)
+    state.record(namespaces=plan.namespaces)
+    _run(["ip", "-batch", "-"], input=host_batch(plan))
+    for node in plan.nodes:
+        (files / f"{node.short}.ip").write_text(node_batch(plan, node))
+        if node.nft:
+            (files / f"{node.short}.nft").write_text(node.nft)
+
+    def configure(node: Node) -> None:
+        _run(["nsenter", f"--net={NETNS_DIR / plan.ns(node.short)}", "sh", "-c",
+              node_script(plan, node, files)], what=node.short)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(configure, plan.nodes))
+
+
+def _run(argv: list[str], input: str | None = None, what: str = "") -> None:
+    res = subprocess.run(argv, input=input, capture_output=True, text=True)
+    if res.returncode != 0:
+        where = f" in {what}" if what else ""
+        raise UnderlayError(f"`{' '.join(argv[:3])} ...`{where} failed: "
+                            f"{(res.stderr or res.stdout).strip()}")
