@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
+import ipaddress
+import re
 from typing import Any
 
 import yaml
@@ -13,12 +16,61 @@ from .issues import Issue, Loc, TopologyError
 from .validate import check
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans (true/false only).
+
+    YAML 1.1 also reads yes/no/on/off as booleans, which turns a node named `on` or `no`
+    into `True`/`False`.
+    """
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def _last_path(text: str) -> Loc:
+    """The field the YAML parser was in when it failed: where a syntax error sits."""
+    stack: list[list[Any]] = []  # [key or index, expecting a key (mappings only)]
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionEndEvent):
+                stack.pop()
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            if stack:
+                top = stack[-1]
+                if top[1] is True:  # this node is a mapping key
+                    top[0], top[1] = getattr(event, "value", "?"), False
+                    if isinstance(event, yaml.CollectionStartEvent):
+                        stack.append([None, None])  # a complex key: ignored
+                    continue
+                if top[1] is False:  # a mapping value: a key comes next
+                    top[1] = True
+                else:
+                    top[0] = 0 if top[0] is None else top[0] + 1
+            if isinstance(event, yaml.MappingStartEvent):
+                stack.append([None, True])
+            elif isinstance(event, yaml.SequenceStartEvent):
+                stack.append([None, None])
+    except yaml.YAMLError:
+        return tuple(p for p, _ in stack if p is not None)
+    return ()
+
+
 class _LineMap:
     """Line numbers of every key and value in a YAML document, by path."""
 
     def __init__(self, root: yaml.Node | None) -> None:
         self.keys: dict[Loc, int] = {}
         self.values: dict[Loc, int] = {}
+        # (path, line, first line) of keys a mapping holds twice: YAML keeps the last.
+        self.duplicates: list[tuple[Loc, int, int]] = []
         if root is not None:
             self._walk(root, ())
 
@@ -27,6 +79,8 @@ class _LineMap:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 sub = (*path, key.value)
+                if sub in self.keys:
+                    self.duplicates.append((sub, key.start_mark.line + 1, self.keys[sub]))
                 self.keys[sub] = key.start_mark.line + 1
                 self._walk(value, sub)
         elif isinstance(node, yaml.SequenceNode):
@@ -34,14 +88,15 @@ class _LineMap:
                 self._walk(item, (*path, i))
 
     def line(self, loc: Loc, key: bool = False) -> int | None:
-        # Fall back to the nearest located ancestor: "hubs.vps" for a missing field in it.
+        """The line naming loc: its key's line (a block mapping's value starts a line
+        later), a list item's own line, or the nearest located ancestor's ("hubs.vps" for
+        a field missing in it)."""
         for n in range(len(loc), -1, -1):
             sub = tuple(loc[:n])
-            table = self.keys if key and n == len(loc) else self.values
-            if sub in table:
-                return table[sub]
             if sub in self.keys:
                 return self.keys[sub]
+            if sub in self.values:
+                return self.values[sub]
         return None
 
 
@@ -71,27 +126,81 @@ def _inner_model(ann: Any) -> Any:
 
 
 _FRIENDLY = {
-    "missing": ("required field is missing", "add it"),
+    "missing": ("required field is missing", ""),
     "ip_v4_address": ("is not a valid IPv4 address", "write it like 10.0.0.10"),
     "ip_v4_network": ("is not a valid IPv4 prefix", "write it like 192.0.2.0/24, host bits zero"),
     "int_parsing": ("is not a whole number", "write a number without quotes or units"),
     "int_type": ("is not a whole number", "write a number without quotes or units"),
+    "int_from_float": ("is not a whole number", "write a number without a fraction"),
     "literal_error": ("is not one of the allowed values", ""),
     "dict_type": ("must be a mapping of names to settings", "indent the entries under the key"),
     "list_type": ("must be a list", "write it as [a, b] or as '- item' lines"),
     "string_type": ("must be a string", "quote it"),
 }
 
+# What to write instead, by field name: the fix when an error has no more specific one.
+_HINTS = {
+    "network": "write it as a mapping with name, overlay and optionally mode, mtu, keepalive",
+    "name": "a short lowercase name, e.g. friends",
+    "overlay": "write an IPv4 prefix for tunnel addresses, e.g. 10.0.0.0/24",
+    "mode": "leave it out, or write mesh",
+    "mtu": "leave it out for 1420, or write a number from 1280 to 9000",
+    "keepalive": "leave it out for 25, or write seconds from 1 to 3600",
+    "hubs": "declare one hub: hubs: {vps: {endpoint: 203.0.113.10:51820}}",
+    "nodes": "declare nodes by name: nodes: {laptop: {asn: 65010}}",
+    "endpoint": "write the hub's public address and port, e.g. 203.0.113.10:51820",
+    "address": "write an IPv4 address inside the overlay, e.g. 10.0.0.10, or leave it out",
+    "public_key": "paste the public key printed by `wgbgp keygen NAME` on that machine",
+    "ssh": "write the SSH target as user@host",
+    "asn": "use a private ASN: 64512-65534 or 4200000000-4294967294",
+    "announce": "list the IPv4 prefixes this node owns, e.g. [192.168.50.0/24]",
+    "peerings": "write each peering as a pair of node names, e.g. [laptop, friend]",
+    "lab": "see the commented lab section of `wgbgp init`",
+}
 
-def _friendly(err: dict) -> tuple[str, str]:
+
+def _hint(loc: Loc) -> str:
+    name = next((p for p in reversed(loc) if isinstance(p, str)), None)
+    if loc and loc[0] == "peerings":
+        name = "peerings"
+    return _HINTS.get(name, "see the commented starter written by `wgbgp init`")
+
+
+def _bounds_fix(loc: Loc) -> str:
+    """'use a value from LO to HI' for a bounded number field, from the schema itself."""
+    model = _model_at(loc)
+    field = model.model_fields.get(loc[-1]) if model and loc else None
+    if field is None:
+        return ""
+    lo = next((getattr(m, "ge", None) for m in field.metadata if hasattr(m, "ge")), None)
+    hi = next((getattr(m, "le", None) for m in field.metadata if hasattr(m, "le")), None)
+    if lo is None or hi is None:
+        return ""
+    fix = f"use a value from {lo} to {hi}"
+    if field.default is not None and not callable(field.default):
+        fix += f", or leave it out for {field.default}"
+    return fix
+
+
+def _friendly(err: dict, loc: Loc) -> tuple[str, str]:
+    message, fix = _describe(err, loc)
+    return message, fix or _hint(loc)
+
+
+def _describe(err: dict, loc: Loc) -> tuple[str, str]:
     kind = err["type"]
     value = err.get("input")
     shown = f"{value!r} " if value is not None and not isinstance(value, dict | list) else ""
+    if kind == "wgbgp":
+        return err["ctx"]["message"], err["ctx"]["fix"]
     if kind == "value_error":
         return err["msg"].removeprefix("Value error, "), ""
+    if loc and loc[0] == "peerings" and (
+            kind == "missing" or kind.startswith(("too_long", "too_short", "tuple"))):
+        return f"{shown}is not a pair of node names".strip(), ""
+    if kind == "missing":
+        return f"required field '{loc[-1]}' is missing" if loc else "required field missing", ""
     if kind in ("ip_v4_network",) and isinstance(value, str) and "/" in value:
-        import ipaddress
-
         try:
             fixed = ipaddress.ip_network(value, strict=False)
         except ValueError:
@@ -105,14 +214,18 @@ def _friendly(err: dict) -> tuple[str, str]:
             fix = "allowed: " + err["ctx"]["expected"]
         return (f"{shown}{msg}".strip(), fix)
     if kind.startswith(("greater_than", "less_than")):
-        return f"{shown}is out of range: {err['msg'].lower()}", ""
+        return f"{shown}is out of range: {err['msg'].lower()}", _bounds_fix(loc)
     return f"{shown}{err['msg'].lower()}".strip(), ""
+
+
+def _error_loc(err: dict) -> Loc:
+    return tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
 
 
 def _schema_issues(exc: ValidationError, lines: _LineMap, file: str) -> list[Issue]:
     issues = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        loc = _error_loc(err)
         if err["type"] == "extra_forbidden":
             model = _model_at(loc)
             known = list(model.model_fields) if model else []
@@ -121,36 +234,120 @@ def _schema_issues(exc: ValidationError, lines: _LineMap, file: str) -> list[Iss
             issues.append(Issue("error", loc, f"unknown key '{loc[-1]}'", fix, file,
                                 lines.line(loc, key=True)))
             continue
-        message, fix = _friendly(err)
+        message, fix = _friendly(err, loc)
         issues.append(Issue("error", loc, message, fix, file, lines.line(loc)))
     return issues
 
 
-def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Issue]]:
-    """Parse topology text; return it with its warnings, or raise TopologyError."""
+# Required fields with a bad value are replaced by a neutral valid one, so the rest of
+# the file can still be checked (a whole machine cannot be dropped without false errors).
+_STAND_INS = {
+    "asn": lambda n: 4200000000 + n,
+    "endpoint": lambda n: "192.0.2.1:51820",
+    "name": lambda n: "network",
+}
+
+
+def _salvage(data: dict, exc: ValidationError) -> tuple[schema.Topology, Any] | None:
+    """The topology without the values the schema rejected, to find the other errors too.
+
+    Drops each rejected value (an unknown key, a bad address, a bad list item) so the
+    semantic checks can run over the rest. Returns the reduced topology and a function
+    mapping its locations back to the file's (list items shift when one is dropped), or
+    None when nothing sound is left (a required field or a whole machine is bad).
+    """
+    data = copy.deepcopy(data)
+    drop_items: dict[Loc, set[int]] = {}
+    stand_ins = 0
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        for err in exc.errors():
+            loc = _error_loc(err)
+            if loc and loc[0] == "peerings" and len(loc) > 2:
+                loc = loc[:2]  # a bad name inside a pair: drop the pair
+            if len(loc) < 2 or (len(loc) == 2 and loc[0] in ("hubs", "nodes")):
+                return None
+            parent = data
+            for part in loc[:-1]:
+                parent = parent[part]
+            if loc[-1] in _STAND_INS and err["type"] not in ("missing", "extra_forbidden"):
+                stand_ins += 1
+                parent[loc[-1]] = _STAND_INS[loc[-1]](stand_ins)
+            elif isinstance(parent, list):
+                drop_items.setdefault(loc[:-1], set()).add(loc[-1])
+            else:
+                parent.pop(loc[-1], None)
+        kept: dict[Loc, list[int]] = {}
+        for path, indices in drop_items.items():
+            parent = data
+            for part in path:
+                parent = parent[part]
+            kept[path] = [i for i in range(len(parent)) if i not in indices]
+            parent[:] = [parent[i] for i in kept[path]]
+        topology = schema.Topology.model_validate(data)
+    except (KeyError, IndexError, TypeError, ValidationError):
+        return None
+
+    def original(loc: Loc) -> Loc:
+        out: list[str | int] = []
+        for part in loc:
+            path = tuple(out)
+            if isinstance(part, int) and path in kept and part < len(kept[path]):
+                part = kept[path][part]
+            out.append(part)
+        return tuple(out)
+
+    return topology, original
+
+
+def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Issue]]:
+    """Parse topology text; return it with its warnings, or raise TopologyError.
+
+    The error lists every problem found, sorted by line: schema errors, and the semantic
+    errors in the parts of the file the schema accepted.
+    """
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise TopologyError([Issue("error", (), f"YAML syntax error: {problem}",
+        raise TopologyError([Issue("error", _last_path(text), f"YAML syntax error: {problem}",
                                    "check indentation and quoting around that line",
                                    file, line)]) from None
     if not isinstance(data, dict):
         raise TopologyError([Issue("error", (), "the file is not a YAML mapping",
                                    "start from `wgbgp init`", file, 1)])
     lines = _LineMap(root)
+    errors = [
+        Issue("error", loc, f"'{loc[-1]}' is declared twice (first on line {first}); "
+              "YAML silently keeps only the last one",
+              "give every machine a distinct name" if len(loc) == 2 and loc[0] in
+              ("hubs", "nodes") else "remove one of them", file, line)
+        for loc, line, first in lines.duplicates
+    ]
     try:
         topology = schema.Topology.model_validate(data)
     except ValidationError as exc:
-        raise TopologyError(_schema_issues(exc, lines, file)) from None
+        errors += _schema_issues(exc, lines, file)
+        salvaged = _salvage(data, exc)
+        if salvaged is not None:
+            reduced, original = salvaged
+            located = {e.loc for e in errors}
+            for i in check(reduced):
+                loc = original(i.loc)
+                if i.level == "error" and loc not in located:
+                    errors.append(Issue("error", loc, i.message, i.fix, file, lines.line(loc)))
+        raise TopologyError(_by_line(errors)) from None
     issues = [
         Issue(i.level, i.loc, i.message, i.fix, file, lines.line(i.loc))
         for i in check(topology)
     ]
-    errors = [i for i in issues if i.level == "error"]
+    errors += [i for i in issues if i.level == "error"]
     if errors:
-        raise TopologyError(errors)
+        raise TopologyError(_by_line(errors))
     return topology, issues
+
+
+def _by_line(issues: list[Issue]) -> list[Issue]:
+    return sorted(issues, key=lambda i: (i.line or 0, [(isinstance(p, str), p) for p in i.loc]))

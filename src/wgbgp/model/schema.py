@@ -12,7 +12,8 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic_core import PydanticCustomError
 
 from .keys import InvalidKey, decode_key
 
@@ -22,14 +23,22 @@ HUB_NAME_MAX = 12
 NODE_NAME_MAX = 32
 
 
+def invalid(message: str, fix: str) -> PydanticCustomError:
+    """A validation error that carries its fix; load.py reports the two apart."""
+    return PydanticCustomError("wgbgp", "{message}", {"message": message, "fix": fix})
+
+
 def _check_name(value: str, max_len: int) -> str:
     if not NAME_RE.match(value):
-        raise ValueError(
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")
+        raise invalid(
             f"name {value!r} must start with a lowercase letter and hold only "
-            "lowercase letters, digits and '-'"
-        )
+            "lowercase letters, digits and '-'",
+            f"rename it, e.g. {suggestion!r}" if NAME_RE.match(suggestion)
+            else "rename it, e.g. 'laptop-2'")
     if len(value) > max_len:
-        raise ValueError(f"name {value!r} is longer than {max_len} characters")
+        raise invalid(f"name {value!r} is longer than {max_len} characters",
+                      f"shorten it to at most {max_len} characters")
     return value
 
 
@@ -37,14 +46,19 @@ def _check_public_key(value: str) -> str:
     try:
         decode_key(value)
     except InvalidKey as exc:
-        raise ValueError(f"invalid public key: {exc}") from None
+        raise invalid(f"invalid public key: {exc}",
+                      "paste the public key printed by `wgbgp keygen NAME` (or `wg pubkey`) "
+                      "on that machine") from None
     return value.strip()
 
 
 def _check_endpoint(value: str) -> str:
-    host, port = split_endpoint(value)
-    if not host:
-        raise ValueError(f"endpoint {value!r} has no host; write it as host:port")
+    try:
+        split_endpoint(value)
+    except ValueError as exc:
+        raise invalid(str(exc), "write the hub's public address and WireGuard port, e.g. "
+                      "203.0.113.10:51820, vps.example.net:51820 or [2001:db8::1]:51820"
+                      ) from None
     return value
 
 
@@ -82,14 +96,14 @@ def asn_problem(asn: int) -> str | None:
 def _check_asn(value: int) -> int:
     problem = asn_problem(value)
     if problem:
-        raise ValueError(f"{problem}; use a private ASN: 64512-65534 or 4200000000-4294967294")
+        raise invalid(problem, "use a private ASN: 64512-65534 or 4200000000-4294967294")
     return value
 
 
 def _check_announce(value: IPv4Network) -> IPv4Network:
     if value.prefixlen == 0:
-        raise ValueError("announcing a default route (0.0.0.0/0) is not allowed; "
-                         "announce only the prefixes this node owns")
+        raise invalid("announcing a default route (0.0.0.0/0) is not allowed",
+                      "announce only the prefixes this node owns")
     return value
 
 
@@ -97,7 +111,8 @@ NodeName = Annotated[str, AfterValidator(lambda v: _check_name(v, NODE_NAME_MAX)
 HubName = Annotated[str, AfterValidator(lambda v: _check_name(v, HUB_NAME_MAX))]
 PublicKey = Annotated[str, AfterValidator(_check_public_key)]
 Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
-Asn = Annotated[int, AfterValidator(_check_asn)]
+# Strict: YAML `true` or "65010" is a mistake, not ASN 1 or a number.
+Asn = Annotated[int, Strict(), AfterValidator(_check_asn)]
 Announce = Annotated[IPv4Network, AfterValidator(_check_announce)]
 
 
@@ -110,8 +125,8 @@ class Network(Section):
     overlay: IPv4Network
     # mesh: every client pair peers through the hub (the classic recipe).
     mode: Literal["mesh"] = "mesh"
-    mtu: int = Field(1420, ge=1280, le=9000)
-    keepalive: int = Field(25, ge=1, le=3600)
+    mtu: int = Field(1420, ge=1280, le=9000, strict=True)
+    keepalive: int = Field(25, ge=1, le=3600, strict=True)
 
 
 class Hub(Section):
@@ -138,7 +153,7 @@ class Node(Section):
 
 
 class LabCarrier(Section):
-    udp_timeout: int = Field(30, ge=5, le=3600)
+    udp_timeout: int = Field(30, ge=5, le=3600, strict=True)
 
 
 class LabPlacement(Section):
