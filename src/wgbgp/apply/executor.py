@@ -76,6 +76,12 @@ class LocalExecutor:
             )
         except FileNotFoundError as exc:
             result = CommandResult(tuple(argv), 127, "", str(exc))
+        except subprocess.TimeoutExpired as exc:
+            # A hung command is a failed command, not an exception of another kind.
+            out = exc.stdout or ""
+            if isinstance(out, bytes):
+                out = out.decode(errors="replace")
+            result = CommandResult(tuple(argv), 124, out, f"timed out after {timeout} s")
         else:
             result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
         if check and not result.ok:

@@ -1,0 +1,58 @@
+"""Make a machine's WireGuard key on that machine; only the public key comes back."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..compile.plan import KEY_DIR
+from ..model.keys import InvalidKey, decode_key
+from .changes import mask_output
+from .executor import Executor
+from .scripts import KEYGEN
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+class KeygenError(Exception):
+    """The key could not be made or read on the machine."""
+
+
+@dataclass(frozen=True)
+class RemoteKey:
+    machine: str
+    key_file: str
+    public_key: str
+    created: bool  # False: an existing key was kept
+
+
+def key_file_for(machine: str, directory: str = KEY_DIR) -> str:
+    if not _NAME.match(machine):
+        raise KeygenError(f"{machine!r} is not a machine name")
+    return f"{directory.rstrip('/')}/{machine}.key"
+
+
+def remote_keygen(executor: Executor, machine: str, *, directory: str = KEY_DIR,
+                  rotate: bool = False) -> RemoteKey:
+    """Ensure `<directory>/<machine>.key` exists on the machine (made there with `wg genkey`,
+    umask 077) and return its public key. An existing key is kept unless `rotate`.
+
+    The private key is never printed, never passed in an argv and never leaves the machine.
+    """
+    key_file = key_file_for(machine, directory)
+    pub_file = key_file[:-4] + ".pub"
+    res = executor.run(["sh", "-c", KEYGEN, "wgbgp-keygen", key_file, pub_file,
+                        "1" if rotate else "0"], check=False)
+    if not res.ok:
+        why = mask_output(res.stderr.strip() or res.stdout.strip()) or f"exit {res.returncode}"
+        if "wg: not found" in why or "command not found" in why:
+            why += " (install wireguard-tools on that machine)"
+        raise KeygenError(f"keygen on {executor.name} failed: {why}")
+    lines = [line.strip() for line in res.stdout.splitlines() if line.strip()]
+    created = "created=1" in lines
+    public = lines[-1] if lines else ""
+    try:
+        decode_key(public)
+    except InvalidKey as exc:
+        raise KeygenError(f"keygen on {executor.name} returned no public key ({exc})") from None
+    return RemoteKey(executor.name, key_file, public, created)

@@ -1,0 +1,245 @@
+"""The shell run on a managed machine. POSIX sh, one round trip per step.
+
+Each script is passed as `sh -c SCRIPT NAME ARGS...`: arguments never hold a secret (no key
+ever appears in an argv, which /proc shows to every user), and file contents travel on
+stdin, one base64 line per file. Errors that could quote a key are sanitised on the machine.
+"""
+
+from __future__ import annotations
+
+PATH_LINE = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export LC_ALL=C\n"
+SANITISE = (r"""sed -E -e 's/`[^`]*`/`(hidden)`/g' """
+            r"""-e 's/^([[:space:]]*(PrivateKey|PresharedKey)[[:space:]]*=).*/\1 (hidden)/I'""")
+
+# Stage each file (stdin: one base64 line per `KIND NAME` pair) and check it with its own
+# tool, before anything on the machine is touched.
+VALIDATE = PATH_LINE + r"""
+d=$(mktemp -d) || exit 1
+trap 'rm -rf "$d"' EXIT
+rc=0
+while [ $# -ge 2 ]; do
+  kind=$1; name=$2; shift 2
+  data=; IFS= read -r data || true
+  mkdir -p "$d/$kind"; f="$d/$kind/$name"
+  printf '%s' "$data" | base64 -d > "$f"
+  case $kind in
+  frr)
+    if ! out=$(vtysh --dryrun --inputfile "$f" 2>&1); then
+      echo "FRR rejects $name:"; printf '%s\n' "$out" | sed 's/^/  /'; rc=1
+    fi ;;
+  nftables)
+    if ! out=$(nft -c -f "$f" 2>&1); then
+      echo "nft rejects $name:"; printf '%s\n' "$out" | sed 's/^/  /'; rc=1
+    fi ;;
+  wireguard)
+    mv "$f" "$f.conf"
+    if ! out=$(wg-quick strip "$f.conf" 2>&1 >/dev/null); then
+      echo "wg-quick rejects $name.conf:"; printf '%s\n' "$out" | SANITISE | sed 's/^/  /'; rc=1
+    fi ;;
+  esac
+done
+exit $rc
+""".replace("SANITISE", SANITISE)
+
+# Install files atomically. Args: MANIFEST then `PATH MODE OWNER` triples; stdin: one base64
+# line per file. The previous version is kept as PATH.wgbgp-prev; the version found before
+# wgbgp first wrote PATH as PATH.wgbgp-orig (and the manifest says which), for `down`.
+INSTALL = PATH_LINE + r"""
+set -eu
+manifest=$1; shift
+mkdir -p "$(dirname "$manifest")"
+date -u +%FT%TZ > "$(dirname "$manifest")/apply-pending"
+while [ $# -ge 3 ]; do
+  path=$1; mode=$2; owner=$3; shift 3
+  data=; IFS= read -r data || true
+  mkdir -p "$(dirname "$path")"
+  if ! awk -F '\t' -v p="$path" '$1 == "file" && $2 == p { f = 1 } END { exit !f }' \
+       "$manifest" 2>/dev/null; then
+    if [ -e "$path" ]; then
+      cp -p "$path" "$path.wgbgp-orig"; printf 'file\t%s\treplaced\n' "$path" >> "$manifest"
+    else
+      printf 'file\t%s\tcreated\n' "$path" >> "$manifest"
+    fi
+  fi
+  [ ! -e "$path" ] || cp -p "$path" "$path.wgbgp-prev"
+  tmp=$(mktemp "$path.wgbgp-XXXXXX")
+  chmod "$mode" "$tmp"
+  printf '%s' "$data" | base64 -d > "$tmp"
+  if [ -e "$path" ]; then chown --reference="$path" "$tmp"
+  elif [ -n "$owner" ]; then chown "$owner" "$tmp" 2>/dev/null || true; fi
+  mv -f "$tmp" "$path"
+  echo "wrote $path"
+done
+"""
+
+# Undo INSTALL for the files of this run. Args: `PATH create|update` pairs.
+RESTORE = PATH_LINE + r"""
+rc=0
+while [ $# -ge 2 ]; do
+  path=$1; action=$2; shift 2
+  if [ "$action" = create ]; then
+    rm -f "$path" || rc=1
+  elif [ -e "$path.wgbgp-prev" ]; then
+    tmp=$(mktemp "$path.wgbgp-XXXXXX") && cp -p "$path.wgbgp-prev" "$tmp" \
+      && mv -f "$tmp" "$path" || rc=1
+  else
+    echo "no previous version of $path to restore" >&2; rc=1
+  fi
+done
+exit $rc
+"""
+
+# Apply a sysctl.d file; print the values it replaces (for rollback) and remember the
+# values wgbgp found before it first set each key (for `down`). Args: FILE BEFORE KEYS...
+SYSCTL = PATH_LINE + r"""
+set -eu
+file=$1; before=$2; shift 2
+mkdir -p "$(dirname "$before")"
+for k in "$@"; do
+  if v=$(sysctl -n "$k" 2>/dev/null); then
+    printf 'old\t%s\t%s\n' "$k" "$v"
+    awk -F= -v k="$k" '$1 == k { f = 1 } END { exit !f }' "$before" 2>/dev/null \
+      || printf '%s=%s\n' "$k" "$v" >> "$before"
+  fi
+done
+sysctl -p "$file"
+"""
+
+# Update a running WireGuard interface in place. `wg syncconf` with a config lacking
+# PrivateKey would clear the interface's key, so the key is read from its file here on the
+# machine (shell builtins only: never an argv) and inserted after [Interface].
+# Args: IFACE SRC KEYFILE TABLE [addr-add CIDR | addr-del CIDR | mtu N]...
+WG_SYNC = PATH_LINE + r"""
+set -eu
+iface=$1; src=$2; keyfile=$3; table=$4; shift 4
+d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
+cp "$src" "$d/$iface.conf"
+wg-quick strip "$d/$iface.conf" > "$d/stripped"
+sync_failed() { SANITISE "$d/err" >&2; exit 1; }
+if [ -n "$keyfile" ] && ! grep -qiE '^[[:space:]]*PrivateKey[[:space:]]*=' "$d/stripped"; then
+  if [ ! -s "$keyfile" ]; then echo "key file $keyfile is missing or empty" >&2; exit 1; fi
+  k=; IFS= read -r k < "$keyfile" || true
+  { while IFS= read -r line || [ -n "$line" ]; do
+      printf '%s\n' "$line"
+      case $line in *'[Interface]'*) printf 'PrivateKey = %s\n' "$k" ;; esac
+    done < "$d/stripped"; } | wg syncconf "$iface" /dev/stdin 2> "$d/err" || sync_failed
+  k=
+else
+  wg syncconf "$iface" "$d/stripped" 2> "$d/err" || sync_failed
+fi
+while [ $# -ge 2 ]; do
+  op=$1; arg=$2; shift 2
+  case $op in
+  addr-add) ip address add "$arg" dev "$iface" ;;
+  addr-del) ip address del "$arg" dev "$iface" ;;
+  mtu) ip link set dev "$iface" mtu "$arg" ;;
+  esac
+done
+# Routes for AllowedIPs, as wg-quick adds them (only with Table = auto; /0 is not ours).
+if [ "$table" = auto ]; then
+  want=$(wg show "$iface" allowed-ips | cut -f2 | tr ' ' '\n' | grep / | sort -u || true)
+  for r in $want; do
+    case $r in */0) continue ;; esac
+    p=-4; case $r in *:*) p=-6 ;; esac
+    [ -n "$(ip $p route show dev "$iface" match "$r" 2>/dev/null)" ] \
+      || { ip $p route add "$r" dev "$iface"; echo "route add $r"; }
+  done
+  for p in -4 -6; do
+    ip $p route show dev "$iface" proto boot 2>/dev/null | while read -r dst _; do
+      case $dst in
+      default) continue ;;
+      */*) ;;
+      *) if [ $p = -4 ]; then dst=$dst/32; else dst=$dst/128; fi ;;
+      esac
+      printf '%s\n' "$want" | grep -qxF "$dst" \
+        || { ip $p route del "$dst" dev "$iface"; echo "route del $dst"; }
+    done
+  done
+fi
+echo "synced $iface"
+""".replace("SANITISE", SANITISE)
+
+# Poll until bgpd has loaded the config (watchfrr starts daemons, then runs `vtysh -b`).
+# Args: TIMEOUT_TENTHS ASN (empty ASN: wait for bgpd's pid only).
+FRR_WAIT = PATH_LINE + r"""
+n=$1; asn=$2
+while [ "$n" -gt 0 ]; do
+  p=$(cat /var/run/frr/bgpd.pid 2>/dev/null || true)
+  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+    if [ -z "$asn" ]; then exit 0; fi
+    if vtysh -c 'show running-config' 2>/dev/null | grep -q "^router bgp $asn\( \|$\)"; then
+      exit 0
+    fi
+  fi
+  sleep 0.1; n=$((n - 1))
+done
+echo "bgpd did not come up with the new configuration in time" >&2
+exit 1
+"""
+
+# frr-reload.py on a staged copy (stdin), in a private confdir so that frr-reload never runs
+# `write` over /etc/frr/frr.conf. Args: test|reload. Prints the --test delta; in reload mode
+# applies it only when it is not empty.
+FRR_RELOAD = PATH_LINE + r"""
+mode=$1
+base=/var/run/frr; [ -d "$base" ] || base=/tmp
+st=$(mktemp -d "$base/wgbgp-reload.XXXXXX") || exit 1
+trap 'rm -rf "$st"' EXIT
+cat > "$st/frr.conf"
+[ ! -f /etc/frr/vtysh.conf ] || cp /etc/frr/vtysh.conf "$st/vtysh.conf"
+R=/usr/lib/frr/frr-reload.py
+if ! "$R" --test --stdout --confdir "$st" "$st/frr.conf" > "$st/test.out" 2> "$st/test.err"; then
+  cat "$st/test.out"; grep -v ' INFO: ' "$st/test.err" >&2; exit 1
+fi
+cat "$st/test.out"
+if [ "$mode" = reload ] && grep -q '^Lines To' "$st/test.out"; then
+  echo "==reload"
+  if ! "$R" --reload --stdout --confdir "$st" "$st/frr.conf" > "$st/reload.out" 2>&1; then
+    grep -v ' INFO: ' "$st/reload.out" >&2; exit 1
+  fi
+  echo "==reloaded"
+fi
+"""
+
+# Record once how FRR was found (for `down`). Args: MANIFEST started|preexisting
+NOTE_FRR = PATH_LINE + r"""
+m=$1; how=$2
+mkdir -p "$(dirname "$m")"
+awk -F '\t' '$1 == "frr" { f = 1 } END { exit !f }' "$m" 2>/dev/null \
+  || printf 'frr\t%s\n' "$how" >> "$m"
+"""
+
+# Make a WireGuard key on the machine; print only whether it was made and the public key.
+# Args: KEYFILE PUBFILE ROTATE(0|1)
+KEYGEN = PATH_LINE + r"""
+set -eu
+f=$1; pub=$2; rotate=$3
+umask 077
+mkdir -p "$(dirname "$f")"
+created=0
+if [ ! -s "$f" ] || [ "$rotate" = 1 ]; then
+  t=$(mktemp "$f.XXXXXX")
+  wg genkey > "$t"
+  mv -f "$t" "$f"
+  created=1
+fi
+p=$(wg pubkey < "$f")
+umask 022
+printf '%s\n' "$p" > "$pub"
+printf 'created=%s\n%s\n' "$created" "$p"
+"""
+
+# `down`: put back what wgbgp replaced, remove what it created. Args: `PATH created|replaced`.
+UNINSTALL = PATH_LINE + r"""
+rc=0
+while [ $# -ge 2 ]; do
+  path=$1; how=$2; shift 2
+  if [ "$how" = replaced ] && [ -e "$path.wgbgp-orig" ]; then
+    mv -f "$path.wgbgp-orig" "$path" && echo "restored $path" || rc=1
+  else
+    rm -f "$path" && echo "removed $path" || rc=1
+  fi
+  rm -f "$path.wgbgp-prev"
+done
+exit $rc
+"""

@@ -1,0 +1,202 @@
+"""Which steps apply runs on one machine, and why. Pure: a function of the change set and
+the probed state, so `plan` shows exactly what `apply` will do, and tests check ordering
+without a machine.
+
+Order: validate -> write files -> sysctl -> nftables -> WireGuard (per interface) -> FRR ->
+enable at boot. Files are checked by their own tools before any is written; kernel settings
+and the firewall come before the tunnel they protect; BGP comes last because it runs over
+the tunnel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import ip_interface
+
+from .changes import (
+    FRR_DAEMONS,
+    ChangeSet,
+    FileChange,
+    WgInterface,
+    bgp_asn,
+    parse_wg_quick,
+    sysctl_settings,
+)
+from .probe import MachineState
+
+FRR_CONF = "/etc/frr/frr.conf"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named step. `action` says what runs; `reason` says why, for people."""
+
+    name: str
+    # validate write sysctl nftables wg-up wg-sync frr-start frr-restart frr-reload enable
+    action: str
+    reason: str
+    target: str = ""
+    params: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "action": self.action, "reason": self.reason,
+                "target": self.target}
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    steps: tuple[Step, ...]
+    problems: tuple[str, ...]  # preflight: nothing may run while any is present
+    notes: tuple[str, ...]
+
+
+def wg_interfaces(changes: ChangeSet) -> dict[str, tuple[FileChange, WgInterface]]:
+    out = {}
+    for c in changes.of_kind("wireguard"):
+        wg = parse_wg_quick(c.path, c.new_text)
+        out[wg.name] = (c, wg)
+    return out
+
+
+def address_ops(want: WgInterface, live_addresses: tuple[str, ...],
+                live_mtu: int | None) -> list[tuple[str, str]]:
+    """`ip` operations that make a live interface's addresses and MTU match its file."""
+    desired = {str(ip_interface(a)) for a in want.addresses}
+    live = {str(ip_interface(a)) for a in live_addresses}
+    ops: list[tuple[str, str]] = []
+    for a in sorted(live - desired):
+        if ip_interface(a).ip.is_link_local:
+            continue  # the kernel's own IPv6 link-local address
+        ops.append(("addr-del", a))
+    ops += [("addr-add", a) for a in sorted(desired - live)]
+    if want.mtu is not None and want.mtu != live_mtu:
+        ops.append(("mtu", str(want.mtu)))
+    return ops
+
+
+def preflight(changes: ChangeSet, state: MachineState) -> list[str]:
+    """What must be fixed on the machine before anything can be applied."""
+    problems = []
+    kinds = {c.kind for c in changes.changes}
+    if "wireguard" in kinds:
+        missing = [t for t in ("wg", "wg-quick", "ip") if not state.has(t)]
+        if missing:
+            problems.append(f"{', '.join(missing)} not found: install wireguard-tools and "
+                            "iproute2")
+        for _, (_, wg) in wg_interfaces(changes).items():
+            if wg.key_file and not wg.inline_key and not state.keys.get(wg.key_file, False):
+                problems.append(
+                    f"private key {wg.key_file} is missing: run `wgbgp keygen` on this machine "
+                    "and put its public key in the topology")
+    if "frr" in kinds:
+        missing = [t for t in ("vtysh", "frrinit.sh", "frr-reload.py") if not state.has(t)]
+        daemons = state.files.get(FRR_DAEMONS)
+        if missing or daemons is None or not daemons.exists:
+            problems.append("FRR is not installed (need vtysh, /usr/lib/frr/frrinit.sh, "
+                            "frr-reload.py and /etc/frr/daemons): install frr and "
+                            "frr-pythontools")
+    if "nftables" in kinds and not state.has("nft"):
+        problems.append("nft not found: install nftables")
+    if "sysctl" in kinds and not state.has("sysctl"):
+        problems.append("sysctl not found: install procps")
+    for tool in ("base64", "sha256sum"):
+        if not state.has(tool):
+            problems.append(f"{tool} not found: install coreutils")
+    return problems
+
+
+def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool = True,
+               userspace_fallback: bool = True) -> StepPlan:
+    """The steps for one machine. An unchanged, running machine gets none."""
+    steps: list[Step] = []
+    notes: list[str] = []
+    problems = preflight(changes, state)
+    # A previous apply stopped midway (lost connection, crash): files may be new while the
+    # live state is old, so every live step runs once more even where files look unchanged.
+    force = state.pending
+    if force:
+        notes.append("a previous apply did not finish: re-applying the live state")
+
+    to_check = [c for c in changes.changed
+                if c.content_changed and c.kind in ("frr", "nftables", "wireguard")]
+    if to_check:
+        steps.append(Step("validate", "validate",
+                          "check " + ", ".join(c.path for c in to_check) + " before writing",
+                          params={"files": to_check}))
+    if changes.changed:
+        steps.append(Step("write files", "write",
+                          ", ".join(f"{c.action} {c.path}" for c in changes.changed),
+                          params={"files": list(changes.changed)}))
+
+    for c in changes.of_kind("sysctl"):
+        if c.content_changed or force:
+            steps.append(Step("sysctl", "sysctl", f"{c.path} changed" if c.content_changed
+                              else "re-apply after unfinished apply", c.path,
+                              {"keys": [k for k, _ in sysctl_settings(c.new_text)]}))
+
+    for c in changes.of_kind("nftables"):
+        if c.content_changed or not state.nft_table or force:
+            why = (f"{c.path} changed" if c.content_changed else
+                   "table inet wgbgp is not loaded" if not state.nft_table else
+                   "re-apply after unfinished apply")
+            steps.append(Step("nftables", "nftables", why, c.path,
+                              {"table_existed": state.nft_table}))
+
+    for name, (c, wg) in wg_interfaces(changes).items():
+        live = state.interfaces.get(name)
+        if live is None or not live.exists:
+            steps.append(Step(f"wireguard {name}", "wg-up", f"interface {name} is not up",
+                              name, {"userspace_fallback": userspace_fallback}))
+        elif c.content_changed or force:
+            ops = address_ops(wg, live.addresses, live.mtu)
+            steps.append(Step(
+                f"wireguard {name}", "wg-sync",
+                f"{c.path} changed: update {name} in place (wg syncconf)"
+                + (f"; {', '.join(f'{o} {a}' for o, a in ops)}" if ops else ""),
+                name, {"path": c.path, "key_file": "" if wg.inline_key else (wg.key_file or ""),
+                       "table": wg.table, "ops": ops,
+                       "undo_ops": address_ops(
+                           WgInterface(name, live.addresses, live.mtu, wg.table, None, False),
+                           wg.addresses, wg.mtu)}))
+
+    frr = changes.get(FRR_CONF)
+    if frr is not None:
+        asn = bgp_asn(frr.new_text)
+        daemons = changes.get(FRR_DAEMONS)
+        if not state.frr_running:
+            steps.append(Step("frr", "frr-start", "FRR is not running", params={"asn": asn}))
+        elif not state.bgpd_running:
+            steps.append(Step("frr", "frr-restart",
+                              "FRR runs without bgpd: restart it so that bgpd starts",
+                              params={"asn": asn}))
+        elif frr.content_changed or force:
+            steps.append(Step("frr", "frr-reload",
+                              f"{frr.path} changed: reload (frr-reload.py, only the delta)"
+                              if frr.content_changed else "re-apply after unfinished apply",
+                              params={"asn": asn}))
+        if daemons is not None and daemons.content_changed and state.bgpd_running:
+            notes.append("enabled daemons in /etc/frr/daemons take effect at FRR's next start")
+
+    if enable_at_boot:
+        units = [f"wg-quick@{name}" for name in wg_interfaces(changes)]
+        if frr is not None:
+            units.append("frr")
+        if state.systemd:
+            todo = [u for u in units if not state.units.get(u, False)]
+            if todo:
+                steps.append(Step("enable at boot", "enable", "systemctl enable " + " ".join(todo),
+                                  params={"units": todo}))
+        elif units:
+            notes.append("no systemd on this machine: nothing enabled at boot; run "
+                         "`wgbgp apply` again after a reboot")
+    if changes.of_kind("nftables") and state.systemd and enable_at_boot:
+        notes.append("table inet wgbgp is not restored at boot by wg-quick or FRR: include "
+                     "/etc/wgbgp/nftables.nft from /etc/nftables.conf, or apply after a reboot")
+    return StepPlan(tuple(steps), tuple(problems), tuple(notes))
+
+
+def probe_units(changes: ChangeSet) -> list[str]:
+    units = [f"wg-quick@{name}" for name in wg_interfaces(changes)]
+    if changes.get(FRR_CONF) is not None:
+        units.append("frr")
+    return units
