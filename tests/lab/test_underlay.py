@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -105,13 +106,13 @@ def test_direct_inbound_to_client_fails(classic: Lab, udp_tool: Path):
     inet = classic.netns_executor("inet")
     laptop = str(classic.plan.address["laptop"])
     # Subscriber space is not routed on the Internet...
-    assert not inet.run(["ping", "-c1", "-W1", laptop], check=False).ok
+    assert not inet.run(["ping", "-c1", "-W0.5", laptop], check=False).ok
     # ...and even a neighbour that routes it to the carrier is dropped there (ct state new).
     carrier = str(classic.plan.carrier_ip["cgnat"])
     inet.run(["ip", "route", "add", "100.64.0.0/10", "via", carrier])
     try:
-        assert not inet.run(["ping", "-c1", "-W1", laptop], check=False).ok
-        out = inet.run(["python3", str(udp_tool), "send", laptop, "9000", "x", "1"]).stdout
+        assert not inet.run(["ping", "-c1", "-W0.5", laptop], check=False).ok
+        out = inet.run(["python3", str(udp_tool), "send", laptop, "9000", "x", "0.5"]).stdout
         assert out.strip() == "timeout"
     finally:
         inet.run(["ip", "route", "del", "100.64.0.0/10"])
@@ -121,10 +122,10 @@ def test_direct_inbound_to_client_fails(classic: Lab, udp_tool: Path):
     assert drops and drops[0]["expr"][1]["counter"]["packets"] >= 2
     # Unsolicited UDP to the carrier's public address reaches no client either.
     listener = classic.machine("laptop").spawn(
-        ["python3", str(udp_tool), "serve", "9001", "1", "2"],
+        ["python3", str(udp_tool), "serve", "9001", "1", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert listener.stdout.readline().strip() == "ready"
-    out = inet.run(["python3", str(udp_tool), "send", carrier, "9001", "x", "1"]).stdout
+    out = inet.run(["python3", str(udp_tool), "send", carrier, "9001", "x", "0.5"]).stdout
     assert out.strip() == "timeout"
     assert listener.wait(5) != 0  # its recvfrom timed out: nothing arrived
 
@@ -151,10 +152,10 @@ def test_machines_are_private_hosts(classic: Lab):
     # Management: machines reach the mgmt namespace but not each other.
     mgmt = classic.netns_executor("mgmt")
     mgmt.run(["ping", "-c1", "-W1", str(classic.plan.mgmt_ip["laptop"])])
-    assert not vps.run(["ping", "-c1", "-W1", str(classic.plan.mgmt_ip["laptop"])],
+    assert not vps.run(["ping", "-c1", "-W0.5", str(classic.plan.mgmt_ip["laptop"])],
                        check=False).ok
     # The mgmt network is never a way out to the Internet.
-    assert not mgmt.run(["ping", "-c1", "-W1", HUB], check=False).ok
+    assert not mgmt.run(["ping", "-c1", "-W0.5", HUB], check=False).ok
 
 
 def test_second_lab_with_same_name_is_refused(classic: Lab):
@@ -186,18 +187,20 @@ def test_udp_mapping_expires(make_lab, lab_name, udp_tool: Path):
     """After `udp_timeout` idle seconds the hub can no longer reach the client."""
     lab = make_lab(three_client_spec(lab_name("tex"), udp_timeout=1))
 
-    def round_trip(client: str, delay: float) -> list[str]:
-        hub = lab.machine("vps").spawn(["python3", str(udp_tool), "answer", "9100", str(delay)],
-                                       stdout=subprocess.PIPE, text=True)
+    def round_trip(client: str, delay: float, port: int) -> list[str]:
+        hub = lab.machine("vps").spawn(["python3", str(udp_tool), "answer", str(port),
+                                        str(delay)], stdout=subprocess.PIPE, text=True)
         assert hub.stdout.readline().strip() == "ready"
         out = lab.machine(client).executor().run(
-            ["python3", str(udp_tool), "listen", "40000", HUB, "9100", str(delay + 1)]).stdout
+            ["python3", str(udp_tool), "listen", "40000", HUB, str(port), str(delay + 1)]).stdout
         hub.wait(5)
         return out.split()
 
-    # isp2 keeps the default 30 s; isp1 forgets the mapping after 1 s.
-    assert round_trip("carol", 2.5) == ["r1", "r2"]
-    assert round_trip("alice", 2.5) == ["r1"]
+    # isp2 keeps the default 30 s; isp1 forgets the mapping after 1 s. Both at once.
+    with ThreadPoolExecutor(2) as pool:
+        kept, lost = pool.map(round_trip, ["carol", "alice"], [2.5, 2.5], [9100, 9101])
+    assert kept == ["r1", "r2"]
+    assert lost == ["r1"]
 
 
 def test_teardown_leaves_nothing_and_is_idempotent(make_lab, lab_name):
@@ -245,6 +248,11 @@ def test_two_labs_coexist(classic: Lab, make_lab, lab_name):
         lab.machine("laptop").executor().run(["ping", "-c1", "-W2", HUB])
     teardown(other.name)
     classic.machine("laptop").executor().run(["ping", "-c1", "-W2", HUB])
+
+
+def test_exec_passes_exit_code_and_stdio(classic: Lab, capfd):
+    assert classic.machine("friend").exec(["sh", "-c", "hostname; exit 7"]) == 7
+    assert capfd.readouterr().out == "friend\n"
 
 
 # --- real WireGuard and FRR inside machines -----------------------------------------

@@ -15,6 +15,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -94,9 +95,20 @@ class Machine:
         return LocalExecutor(self.name, prefix=self.prefix(), env=dict(MACHINE_ENV))
 
     def exec(self, argv: list[str]) -> int:
-        """Run a command interactively inside the machine (stdio inherited); its exit code."""
+        """Run a command interactively inside the machine (stdio inherited); its exit code.
+
+        Like a shell, wgbgp ignores Ctrl-C while the command runs: the terminal delivers
+        it to the command, which decides (an interactive shell or vtysh survives it).
+        """
         env = {**os.environ, **MACHINE_ENV}
-        return subprocess.call([*self.prefix(), *argv], env=env, cwd="/")
+        proc = subprocess.Popen([*self.prefix(), *argv], env=env, cwd="/")
+        # Ignore only after the child exists: an ignored SIGINT would be inherited.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            code = proc.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return 128 - code if code < 0 else code  # killed by signal N -> 128+N, as shells do
 
     def spawn(self, argv: list[str], **popen: object) -> subprocess.Popen:
         """Start a background process inside the machine; its pid goes into the lab state.
@@ -191,7 +203,11 @@ def setup_script(m: Machine) -> str:
         # The new mount namespace copied every namespace handle of the host (other
         # machines, /run/netns). Drop them, or this machine would keep other labs'
         # namespaces alive after they are deleted.
-        "findmnt -rn -t nsfs -o TARGET | xargs -r umount -l",
+        # (Another lab building or tearing down at the same moment can make an entry
+        # vanish between listing and unmounting: ignore those, then insist none is left.)
+        "for _ in 1 2 3; do findmnt -rn -t nsfs -o TARGET | xargs -r umount -l 2>/dev/null"
+        " || true; done",
+        "if findmnt -rn -t nsfs >/dev/null; then echo 'namespace handles remain' >&2; exit 1; fi",
         f"hostname {m.name}",
         # sysfs shows the network devices of the namespace that mounts it.
         "mount -t sysfs -o nosuid,nodev,noexec sysfs /sys",

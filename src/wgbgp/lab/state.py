@@ -8,12 +8,16 @@ changed, and another lab's resources are never named in this lab's file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,21 +86,42 @@ class LabState:
 
     def save(self) -> None:
         """Write atomically: a reader (or a crash) never sees half a file."""
+        with _locked(self.lab):
+            self._write()
+
+    def _write(self) -> None:
         path = state_path(self.lab)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state.")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh, indent=1)
         os.replace(tmp, path)
 
     def record(self, **items: list) -> None:
-        """Append to the named lists (e.g. namespaces=[...]) and save, before creating them."""
-        for key, values in items.items():
-            current = getattr(self, key)
-            current.extend(v for v in values if v not in current)
-        self.save()
+        """Append to the named lists (e.g. namespaces=[...]) and save, before creating them.
+
+        Merges with the file under a lock, so threads and other processes (e.g. `lab exec`
+        spawning a daemon during `up`) never lose each other's entries.
+        """
+        with _locked(self.lab):
+            disk = LabState.load(self.lab)
+            for key in ("namespaces", "ns_files", "mounts", "pids"):
+                current = getattr(self, key)
+                merged = list(getattr(disk, key)) if disk else []
+                merged += [v for v in current + list(items.get(key, ())) if v not in merged]
+                setattr(self, key, merged)
+            self._write()
 
     def set_status(self, status: str) -> None:
         self.status = status
         self.save()
+
+
+@contextmanager
+def _locked(lab: str) -> Iterator[None]:
+    """Exclusive lock on the lab's state (threads and processes alike)."""
+    with open(lab_dir(lab) / "state.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def list_labs() -> list[str]:
