@@ -230,7 +230,7 @@ def plan_machine(
 
 def _frr_test(executor: Executor, text: str) -> FrrDelta:
     running = executor.run(["vtysh", "-c", "show running-config"]).stdout
-    res = _sh(executor, FRR_RELOAD, "wgbgp-frr-test", "test", input=pin_os_lines(text, running))
+    res = _sh(executor, FRR_RELOAD, "wgbgp-frr-reload", "test", input=pin_os_lines(text, running))
     return parse_frr_reload_test(res.stdout)
 
 

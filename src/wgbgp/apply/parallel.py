@@ -1,0 +1,72 @@
+"""Several machines at once: one worker thread per machine, one result per machine.
+
+Each machine is applied exactly as alone (`apply_machine`); a failure on one never stops
+the others, and every machine gets its own ApplyResult (or plan) back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from ..render import RenderedFile
+from .changes import mask_output
+from .executor import Executor
+from .machine import ApplyResult, MachinePlan, Progress, apply_machine, down_machine, plan_machine
+
+T = TypeVar("T")
+Job = tuple[Executor, Sequence[RenderedFile]]
+
+
+def for_each(
+    jobs: Sequence[Job], fn: Callable[[Executor, Sequence[RenderedFile]], T], *,
+    max_parallel: int = 8,
+) -> dict[str, T | Exception]:
+    """Run `fn(executor, files)` for every job concurrently; results keyed by machine name,
+    in job order. An exception becomes that machine's result instead of propagating."""
+    names = [x.name for x, _ in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"machine names must be unique, got {names}")
+    out: dict[str, T | Exception] = {}
+    if not jobs:
+        return out
+    with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(jobs))),
+                            thread_name_prefix="wgbgp-apply") as pool:
+        futures = {x.name: pool.submit(fn, x, files) for x, files in jobs}
+        for name in names:
+            try:
+                out[name] = futures[name].result()
+            except Exception as exc:  # noqa: BLE001 - reported per machine
+                out[name] = exc
+    return out
+
+
+def apply_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress | None = None,
+               enable_at_boot: bool = True, userspace_fallback: bool = True,
+               ) -> dict[str, ApplyResult]:
+    """apply_machine on every machine in parallel; never raises for one machine's failure."""
+    raw = for_each(jobs, lambda x, files: apply_machine(
+        x, files, progress=progress, enable_at_boot=enable_at_boot,
+        userspace_fallback=userspace_fallback), max_parallel=max_parallel)
+    return {name: _as_result(name, r) for name, r in raw.items()}
+
+
+def plan_many(jobs: Sequence[Job], *, max_parallel: int = 8, frr_delta: bool = True,
+              ) -> dict[str, MachinePlan | Exception]:
+    """plan_machine on every machine in parallel (an unreachable machine: its exception)."""
+    return for_each(jobs, lambda x, files: plan_machine(x, files, frr_delta=frr_delta),
+                    max_parallel=max_parallel)
+
+
+def down_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress | None = None,
+              ) -> dict[str, ApplyResult]:
+    raw = for_each(jobs, lambda x, files: down_machine(x, files, progress=progress),
+                   max_parallel=max_parallel)
+    return {name: _as_result(name, r) for name, r in raw.items()}
+
+
+def _as_result(name: str, r: ApplyResult | Exception) -> ApplyResult:
+    if isinstance(r, ApplyResult):
+        return r
+    return ApplyResult(name, ok=False, failed_step="internal", error=mask_output(str(r)))

@@ -1,0 +1,94 @@
+"""The machine-side shell scripts, run for real with /bin/sh on files in a temp dir."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+
+from wgbgp.apply.changes import MASK, sha256_text
+from wgbgp.apply.executor import LocalExecutor
+from wgbgp.apply.machine import parse_manifest
+from wgbgp.apply.probe import probe
+from wgbgp.apply.scripts import INSTALL, RESTORE, UNINSTALL
+
+KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
+X = LocalExecutor("local")
+
+
+def b64(*texts: str) -> str:
+    return "".join(base64.b64encode(t.encode()).decode() + "\n" for t in texts)
+
+
+def install(manifest, *triples_and_texts):
+    args, texts = [], []
+    for path, mode, text in triples_and_texts:
+        args += [str(path), f"{mode:o}", ""]
+        texts.append(text)
+    return X.run(["sh", "-c", INSTALL, "t", str(manifest), *args], input=b64(*texts))
+
+
+def test_probe_hashes_real_content_and_masks_keys(tmp_path):
+    f = tmp_path / "wg0.conf"
+    text = f"[Interface]\nPrivateKey = {KEY}\nAddress = 10.0.0.1/24\n"
+    f.write_text(text)
+    f.chmod(0o600)
+    s = probe(X, files=[str(f), str(tmp_path / "missing")], keys=[str(f)])
+    cur = s.files[str(f)]
+    assert cur.sha256 == sha256_text(text)
+    assert cur.mode == 0o600
+    assert KEY not in cur.text and f"PrivateKey = {MASK}" in cur.text
+    assert not s.files[str(tmp_path / "missing")].exists
+    assert s.keys[str(f)]
+    assert s.has("sh" if "sh" in s.tools else "base64")
+
+
+def test_install_keeps_prev_and_orig_and_manifest(tmp_path):
+    manifest = tmp_path / "state" / "manifest"
+    a, b = tmp_path / "etc" / "a.conf", tmp_path / "b.conf"
+    b.write_text("original\n")
+    install(manifest, (a, 0o600, "one\n"), (b, 0o644, "two\n"))
+    assert a.read_text() == "one\n" and stat.S_IMODE(a.stat().st_mode) == 0o600
+    assert (tmp_path / "b.conf.wgbgp-orig").read_text() == "original\n"
+    assert (tmp_path / "b.conf.wgbgp-prev").read_text() == "original\n"
+    assert (tmp_path / "state" / "apply-pending").exists()
+    files, _ = parse_manifest(manifest.read_text())
+    assert files == [(str(a), "created"), (str(b), "replaced")]
+    install(manifest, (b, 0o644, "three\n"))
+    assert (tmp_path / "b.conf.wgbgp-prev").read_text() == "two\n"
+    assert (tmp_path / "b.conf.wgbgp-orig").read_text() == "original\n"  # never overwritten
+    assert parse_manifest(manifest.read_text())[0] == files                # no duplicates
+    assert not [p for p in os.listdir(tmp_path) if "wgbgp-" in p and not p.endswith(
+        ("-prev", "-orig"))]  # no temp files left behind
+
+
+def test_restore_puts_back_prev_and_removes_created(tmp_path):
+    manifest = tmp_path / "manifest"
+    a, b = tmp_path / "a", tmp_path / "b"
+    b.write_text("before\n")
+    install(manifest, (a, 0o644, "new a\n"), (b, 0o644, "new b\n"))
+    X.run(["sh", "-c", RESTORE, "t", str(a), "create", str(b), "update"])
+    assert not a.exists()
+    assert b.read_text() == "before\n"
+
+
+def test_uninstall_restores_originals_and_removes_the_rest(tmp_path):
+    manifest = tmp_path / "manifest"
+    a, b = tmp_path / "a", tmp_path / "b"
+    b.write_text("debian default\n")
+    install(manifest, (a, 0o644, "ours\n"), (b, 0o644, "ours\n"))
+    install(manifest, (a, 0o644, "ours 2\n"), (b, 0o644, "ours 2\n"))
+    files, _ = parse_manifest(manifest.read_text())
+    X.run(["sh", "-c", UNINSTALL, "t", *[x for p, how in files for x in (p, how)]])
+    assert not a.exists() and b.read_text() == "debian default\n"
+    assert sorted(os.listdir(tmp_path)) == ["apply-pending", "b", "manifest"]
+
+
+def test_install_preserves_owner_of_replaced_file(tmp_path):
+    manifest = tmp_path / "manifest"
+    b = tmp_path / "b"
+    b.write_text("x\n")
+    st = b.stat()
+    install(manifest, (b, 0o640, "y\n"))
+    assert (b.stat().st_uid, b.stat().st_gid) == (st.st_uid, st.st_gid)
+    assert stat.S_IMODE(b.stat().st_mode) == 0o640
