@@ -14,7 +14,6 @@ import grp
 import os
 import pwd
 import re
-import shutil
 import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wgbgp.apply.executor import LocalExecutor
-from wgbgp.lab.state import NETNS_DIR, LabState, _ns_inodes, lab_dir, namespace_pids
+from wgbgp.lab.state import LAB_ROOT, NETNS_DIR, LabState, _ns_inodes, lab_dir, namespace_pids
 from wgbgp.lab.underlay import netns_name
 
 # Private directories: path inside the machine -> (owner, mode). `/run` must stay last:
@@ -80,6 +79,8 @@ class Machine:
 
     def host_path(self, inside: str) -> Path:
         """Where a path inside the machine (under a private dir) lives on the host."""
+        if inside.startswith("/var/run/"):  # a symlink to /run on Debian
+            inside = inside[len("/var"):]
         for private in sorted(PRIVATE_DIRS, key=len, reverse=True):
             if inside == private or inside.startswith(private.rstrip("/") + "/"):
                 return self.root / _dirname(private) / inside[len(private):].lstrip("/")
@@ -180,19 +181,24 @@ def _prepare_dirs(m: Machine) -> None:
     _seed_frr(m.root / "etc-frr")
 
 
+# Debian 12's pristine /etc/frr/frr.conf and vtysh.conf (the host's may be customised).
+FRR_CONF = "# default to using syslog. /etc/rsyslog.d/45-frr.conf places the log in\n" \
+    "# /var/log/frr/frr.log\nlog syslog informational\n"
+VTYSH_CONF = "service integrated-vtysh-config\n"
+
+
 def _seed_frr(etc_frr: Path) -> None:
     """What a fresh Debian install puts in /etc/frr, with the daemons wgbgp uses enabled."""
-    for name in ("daemons", "vtysh.conf", "frr.conf"):
-        src = Path("/etc/frr") / name
-        if not src.exists():
-            continue
-        text = src.read_text()
-        if name == "daemons":
-            for daemon in FRR_DAEMONS_ON:
-                text = re.sub(rf"(?m)^{daemon}=\w+", f"{daemon}=yes", text)
+    files = {"frr.conf": FRR_CONF, "vtysh.conf": VTYSH_CONF}
+    daemons = Path("/etc/frr/daemons")
+    if daemons.exists():  # the daemon options come from the installed package
+        text = daemons.read_text()
+        for daemon in FRR_DAEMONS_ON:
+            text = re.sub(rf"(?m)^{daemon}=\w+", f"{daemon}=yes", text)
+        files["daemons"] = text
+    for name, text in files.items():
         dst = etc_frr / name
         dst.write_text(text)
-        shutil.copymode(src, dst)
         _chown(dst, "frr", 0o640)
 
 
@@ -203,10 +209,12 @@ def setup_script(m: Machine) -> str:
         # The new mount namespace copied every namespace handle of the host (other
         # machines, /run/netns). Drop them, or this machine would keep other labs'
         # namespaces alive after they are deleted.
-        # (Another lab building or tearing down at the same moment can make an entry
-        # vanish between listing and unmounting: ignore those, then insist none is left.)
-        "for _ in 1 2 3; do findmnt -rn -t nsfs -o TARGET | xargs -r umount -l 2>/dev/null"
-        " || true; done",
+        # Whole directories of handles go in one call each (every unmount costs an RCU
+        # grace period); then any stray handle. Entries may vanish meanwhile when another
+        # lab builds or tears down: ignore errors, then insist none is left.
+        f"umount -l {NETNS_DIR} {LAB_ROOT}/*/ns 2>/dev/null || true",
+        "drop() { findmnt -rn -t nsfs -o TARGET | xargs -r umount -l 2>/dev/null || true; }",
+        "drop; if findmnt -rn -t nsfs >/dev/null; then drop; fi",
         "if findmnt -rn -t nsfs >/dev/null; then echo 'namespace handles remain' >&2; exit 1; fi",
         f"hostname {m.name}",
         # sysfs shows the network devices of the namespace that mounts it.

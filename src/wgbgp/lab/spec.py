@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 # Lab and machine names end up in namespace names, hostnames and file names.
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Infrastructure namespaces share the `wgbgp-<lab>-` prefix with machines.
 RESERVED = ("inet", "mgmt")
@@ -92,7 +92,7 @@ class LabSpec:
 
 def validate(spec: LabSpec) -> None:
     """Raise LabSpecError when names clash or references dangle."""
-    if not _NAME.match(spec.name):
+    if not LAB_NAME.match(spec.name):
         raise LabSpecError(
             f"lab name {spec.name!r}: use 1-32 lowercase letters, digits or '-', "
             "starting with a letter or digit")

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from wgbgp.lab.spec import LAB_NAME
+
 LAB_ROOT = Path(os.environ.get("WGBGP_LAB_ROOT", "/run/wgbgp"))
 NETNS_DIR = Path("/run/netns")  # where `ip netns add` pins network namespaces
 STATE_VERSION = 1
@@ -32,6 +34,9 @@ class LabExists(Exception):
 
 def lab_dir(lab: str) -> Path:
     """The lab's private directory (state file, machine dirs, namespace handles)."""
+    # The name becomes a path that teardown removes: never let it climb out of LAB_ROOT.
+    if not LAB_NAME.match(lab):
+        raise ValueError(f"invalid lab name {lab!r}: use lowercase letters, digits and '-'")
     return LAB_ROOT / lab
 
 
