@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wgbgp.apply.executor import LocalExecutor
-from wgbgp.lab.state import LAB_ROOT, NETNS_DIR, LabState, _ns_inodes, lab_dir, namespace_pids
+from wgbgp.lab.state import LAB_ROOT, NETNS_DIR, LabState, lab_dir, namespace_pids, ns_inodes
 from wgbgp.lab.underlay import netns_name
 
 # Private directories: path inside the machine -> (owner, mode). `/run` must stay last:
@@ -125,7 +125,7 @@ class Machine:
 
     def pids(self) -> list[int]:
         """Every process running in this machine (its network or mount namespace)."""
-        return namespace_pids(_ns_inodes([self.netns_path, self.mnt_file]))
+        return namespace_pids(ns_inodes([self.netns_path, self.mnt_file]))
 
     def exists(self) -> bool:
         return self.netns_path.exists() and self.mnt_file.exists()

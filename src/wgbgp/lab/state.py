@@ -186,7 +186,7 @@ def teardown(lab: str, grace: float = 2.0) -> TeardownReport:
     return report
 
 
-def _ns_inodes(handles: list[Path]) -> set[int]:
+def ns_inodes(handles: list[Path]) -> set[int]:
     """Inodes of those handles that are live namespace bind mounts (nsfs files)."""
     nsfs = os.stat("/proc/self/ns/net").st_dev
     inodes = set()
@@ -222,7 +222,7 @@ def namespace_pids(inodes: set[int]) -> list[int]:
 
 def kill_namespace_processes(handles: list[Path], grace: float = 2.0) -> list[int]:
     """TERM every process in these namespaces, then KILL the ones still there after `grace`."""
-    inodes = _ns_inodes(handles)
+    inodes = ns_inodes(handles)
     killed: list[int] = []
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         pids = namespace_pids(inodes)
