@@ -60,7 +60,7 @@ def public_key(private: str) -> str:
 def looks_clamped(key: str) -> bool:
     """True when a key has the bit pattern of a clamped private key.
 
-    A genuine public key matches by chance 1 time in 64, so this is a hint, not proof.
+    A genuine public key matches by chance 1 time in 32, so this is a hint, not proof.
     """
     raw = decode_key(key)
     return raw[0] & 7 == 0 and raw[31] & 192 == 64

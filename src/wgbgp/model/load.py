@@ -218,14 +218,28 @@ def _describe(err: dict, loc: Loc) -> tuple[str, str]:
     return f"{shown}{err['msg'].lower()}".strip(), ""
 
 
-def _error_loc(err: dict) -> Loc:
-    return tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+def _error_loc(err: dict, data: Any) -> Loc:
+    """The error's path in the document, without pydantic's markers such as '[key]'.
+
+    A part is kept when it names a key or index that exists in the data (a user's key
+    may itself hold '['), or when it is the last part (a missing field)."""
+    loc: list[str | int] = []
+    parts = err["loc"]
+    for i, part in enumerate(parts):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and part.startswith(("[", "function-")) or i < len(parts) - 1:
+            continue
+        loc.append(part)
+    return tuple(loc)
 
 
-def _schema_issues(exc: ValidationError, lines: _LineMap, file: str) -> list[Issue]:
+def _schema_issues(exc: ValidationError, data: dict, lines: _LineMap, file: str) -> list[Issue]:
     issues = []
     for err in exc.errors():
-        loc = _error_loc(err)
+        loc = _error_loc(err, data)
         if err["type"] == "extra_forbidden":
             model = _model_at(loc)
             known = list(model.model_fields) if model else []
@@ -256,12 +270,12 @@ def _salvage(data: dict, exc: ValidationError) -> tuple[schema.Topology, Any] | 
     mapping its locations back to the file's (list items shift when one is dropped), or
     None when nothing sound is left (a required field or a whole machine is bad).
     """
-    data = copy.deepcopy(data)
+    source, data = data, copy.deepcopy(data)
     drop_items: dict[Loc, set[int]] = {}
     stand_ins = 0
     try:
         for err in exc.errors():
-            loc = _error_loc(err)
+            loc = _error_loc(err, source)
             if loc and loc[0] == "peerings" and len(loc) > 2:
                 loc = loc[:2]  # a bad name inside a pair: drop the pair
             if len(loc) < 2 or (len(loc) == 2 and loc[0] in ("hubs", "nodes")):
@@ -308,8 +322,13 @@ def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Is
     try:
         root = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise TopologyError([Issue(
+            "error", (), f"character {exc.character!r} is not allowed in YAML",
+            "delete it; save the file as plain UTF-8 text", file, line)]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise TopologyError([Issue("error", _last_path(text), f"YAML syntax error: {problem}",
@@ -329,7 +348,7 @@ def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Is
     try:
         topology = schema.Topology.model_validate(data)
     except ValidationError as exc:
-        errors += _schema_issues(exc, lines, file)
+        errors += _schema_issues(exc, data, lines, file)
         salvaged = _salvage(data, exc)
         if salvaged is not None:
             reduced, original = salvaged
