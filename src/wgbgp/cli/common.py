@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..model import Issue, Topology, TopologyError, parse
 
@@ -20,7 +21,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def fail(message: str, fix: str = "", code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print a user-facing error (no traceback) and exit."""
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     if fix:
         err.print(f"    fix: {fix}", markup=False)
     raise typer.Exit(code)
@@ -29,16 +30,22 @@ def fail(message: str, fix: str = "", code: int = EXIT_BAD_INPUT) -> NoReturn:
 def print_issues(issues: list[Issue]) -> None:
     for issue in issues:
         colour = "red" if issue.level == "error" else "yellow"
-        err.print(f"[{colour}]{issue.format()}[/]", markup=True, soft_wrap=True)
+        # Escaped: messages quote user input and fixes like "[laptop, friend]".
+        err.print(f"[{colour}]{escape(issue.format())}[/]", markup=True, soft_wrap=True)
 
 
 def read_topology(path: Path, *, as_json: bool = False) -> tuple[Topology, list[Issue]]:
     """Load a topology file, or report every error in it and exit 2."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot read topology {path}: {exc.strerror}", "check the path")
-    try:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TopologyError([Issue("error", (), f"cannot read topology: {exc.strerror}",
+                                       "check the path", str(path))]) from None
+        except UnicodeDecodeError as exc:
+            raise TopologyError([Issue("error", (), f"not a UTF-8 text file ({exc.reason} at "
+                                       f"byte {exc.start})", "save the topology as UTF-8 text",
+                                       str(path))]) from None
         return parse(text, str(path))
     except TopologyError as exc:
         if as_json:

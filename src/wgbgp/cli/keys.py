@@ -10,6 +10,7 @@ import typer
 
 from ..compile.plan import KEY_DIR
 from ..model.keys import InvalidKey, generate_private_key, public_key
+from ..model.schema import NAME_RE
 from .common import fail
 
 
@@ -27,6 +28,10 @@ def keygen(
     force: bool = typer.Option(False, "--force", help="Replace an existing key pair."),
 ) -> None:
     """Make a WireGuard key pair for NODE; keep the private key (0600), print the public key."""
+    if not NAME_RE.match(node):
+        # The name becomes a file name: no '/', '..' or other surprises.
+        fail(f"{node!r} is not a machine name", "use its name in the topology: lowercase "
+             "letters, digits and '-', starting with a letter")
     key_path = directory / f"{node}.key"
     if key_path.exists() and not force:
         fail(f"{key_path} already exists",
@@ -48,7 +53,10 @@ def keygen(
 def pubkey() -> None:
     """Read a private key on stdin and print its public key (like `wg pubkey`)."""
     try:
-        typer.echo(public_key(sys.stdin.read()))
+        typer.echo(public_key(sys.stdin.buffer.read().decode("ascii")))
+    except UnicodeDecodeError:
+        fail("stdin is not a WireGuard private key: not base64 text",
+             "pipe the key file in: wgbgp pubkey < KEY")
     except InvalidKey as exc:
         # Never echo the input: it is meant to be a secret.
         fail(f"stdin is not a WireGuard private key: {exc}",

@@ -92,9 +92,12 @@ def read_private_key(keys: Path | None, machine: str) -> str | None:
     path = keys / f"{machine}.key"
     if not path.exists():
         return None
-    text = path.read_text().strip()
     try:
+        text = path.read_text(encoding="ascii").strip()
         decode_key(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {getattr(exc, 'strerror', None) or 'not a key file'}",
+             f"check its permissions, or `wgbgp keygen {machine} --force`")
     except InvalidKey as exc:
         fail(f"{path} is not a WireGuard private key: {exc}", f"`wgbgp keygen {machine} --force`")
     return text
@@ -134,11 +137,16 @@ def render(
         for machine, files in rendered.items():
             for f in files:
                 out.print(f"==> {machine}:{f.path} <==", style="bold", markup=False)
-                out.print(f.text, markup=False, end="")
+                # Byte-exact, so the output can be redirected (rich would expand tabs).
+                out.file.write(f.text)
         return
-    for machine, files in rendered.items():
-        for f in files:
-            write_rendered(out_dir / machine, f)
+    try:
+        for machine, files in rendered.items():
+            for f in files:
+                write_rendered(out_dir / machine, f)
+    except OSError as exc:
+        fail(f"cannot write under {out_dir}: {exc.strerror} ({exc.filename})",
+             "pass --out a directory you can write to")
     err.print(f"wrote {sum(map(len, rendered.values()))} files for {len(rendered)} machines "
               f"under {out_dir}/", markup=False)
 
