@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import keys, topology
+from . import keys, lab, topology
 
 app = typer.Typer(
     name="wgbgp",
@@ -19,6 +19,7 @@ app.command()(topology.check)
 app.command()(topology.render)
 app.command()(keys.keygen)
 app.command()(keys.pubkey)
+app.add_typer(lab.app, name="lab")
 
 
 def main() -> None:

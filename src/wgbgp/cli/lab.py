@@ -1,0 +1,89 @@
+"""`wgbgp lab ...`: the whole network on this machine, with real WireGuard and FRR."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from ..lab.runner import LabError, require_lab, resolve_name, up
+from ..lab.spec import LabSpecError
+from ..lab.state import LabExists, teardown
+from ..model.examples import classic_text
+from ..model.load import parse
+from .common import EXIT_BAD_INPUT, err, fail, out, read_topology
+
+app = typer.Typer(help="Build the network on this machine: namespaces, CG-NAT, real daemons.",
+                  no_args_is_help=True)
+
+NAME_HELP = "Lab name (default: the network's name; for other commands, the only running lab)."
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        fail("the lab needs root (network and mount namespaces)", "run it as root")
+
+
+@app.command("up")
+def lab_up(
+    topology: Path | None = typer.Argument(None, help="Topology file (default: built-in classic)."),
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
+    timeout: float = typer.Option(60, help="Seconds to wait for convergence."),
+) -> None:
+    """Build the lab and bring every BGP session up; print how long it took."""
+    _need_root()
+    if topology is None:
+        topo, _ = parse(classic_text(), "<built-in classic example>")
+    else:
+        topo, warnings = read_topology(topology)
+    lab_name = name or topo.network.name
+    try:
+        report = up(topo, name=lab_name, timeout=timeout,
+                    progress=lambda msg: err.print(f"  {msg}", markup=False))
+    except (LabError, LabExists) as exc:
+        fail(str(exc), code=1 if isinstance(exc, LabError) else EXIT_BAD_INPUT)
+    except LabSpecError as exc:
+        fail(f"this topology cannot be a lab: {exc}")
+    t = report.timings
+    out.print(f"lab {lab_name!r} is up: {report.sessions} BGP sessions Established, "
+              f"{report.prefixes} prefixes installed")
+    out.print(f"  hosts {t['hosts']:.2f} s, keys {t['keys']:.2f} s, apply {t['apply']:.2f} s, "
+              f"convergence {t['converge']:.2f} s after apply; total {t['total']:.2f} s")
+    out.print(f"  topology with the lab's keys: {report.topology_path}")
+
+
+@app.command("down")
+def lab_down(name: str | None = typer.Option(None, "--name", help=NAME_HELP)) -> None:
+    """Remove everything the lab made; safe to run twice or after a crash."""
+    _need_root()
+    try:
+        lab_name = resolve_name(name)
+    except LabError as exc:
+        if name is None and "no lab" in str(exc):
+            out.print("no lab is running")
+            return
+        fail(str(exc))
+    report = teardown(lab_name)
+    out.print(f"lab {lab_name!r} is down: {len(report.killed)} processes stopped, "
+              f"{len(report.namespaces)} namespaces removed")
+
+
+@app.command("exec", context_settings={"allow_interspersed_args": False})
+def lab_exec(
+    node: str = typer.Argument(..., help="Machine to run in."),
+    command: list[str] = typer.Argument(..., help="Command and its arguments (after --)."),
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
+) -> None:
+    """Run a command inside a lab machine (its own vtysh, wg, routes)."""
+    _need_root()
+    try:
+        lab = require_lab(name)
+        machine = lab.machine(node)
+    except (LabError, KeyError) as exc:
+        fail(str(exc).strip('"'))
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        fail("no command given", f"e.g. wgbgp lab exec {node} -- vtysh -c 'show bgp summary'")
+    raise typer.Exit(machine.exec(command))

@@ -1,0 +1,68 @@
+"""A topology as a lab: where each machine sits, and the lab's own copy of the topology.
+
+Pure. The lab keeps the user's topology as it is, except for what only the lab can know:
+the public keys made on its machines, and hub endpoints that are names, not addresses.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, ip_address
+
+import yaml
+
+from ..model.schema import LabPlacement, Topology
+from .spec import CarrierSpec, ClientSpec, HubSpec, LabSpec
+
+DEFAULT_CARRIER = "cgnat"
+# Hubs whose endpoint is a DNS name get an address from TEST-NET-3 inside the lab.
+SPARE_HUB_BASE = IPv4Address("203.0.113.200")
+
+
+def hub_ip(host: str, spare: int) -> IPv4Address:
+    """The hub's public IPv4 in the lab: its own when it is one, else a spare one."""
+    try:
+        addr = ip_address(host)
+    except ValueError:
+        return SPARE_HUB_BASE + spare
+    if addr.version != 4:
+        return SPARE_HUB_BASE + spare
+    return addr
+
+
+def spec_for(topology: Topology, name: str) -> LabSpec:
+    """The LabSpec of a topology: hubs on the Internet, clients behind their carriers."""
+    lab = topology.lab
+    placements = lab.nodes if lab else {}
+    hubs = tuple(HubSpec(h, hub_ip(hub.host, i), hub.port)
+                 for i, (h, hub) in enumerate(topology.hubs.items()))
+    clients = tuple(
+        ClientSpec(n, placements.get(n, LabPlacement()).carrier,
+                   placements.get(n, LabPlacement()).home_nat)
+        for n in topology.nodes)
+    declared = dict(lab.carriers) if lab and lab.carriers else {}
+    used = dict.fromkeys(c.carrier for c in clients)
+    carriers = tuple(CarrierSpec(c, declared[c].udp_timeout if c in declared else 30)
+                     for c in [*declared, *(u for u in used if u not in declared)])
+    return LabSpec(name=name, hubs=hubs, clients=clients, carriers=carriers)
+
+
+def with_lab_keys(topology: Topology, spec: LabSpec, public_keys: dict[str, str]) -> Topology:
+    """The topology with the lab machines' own public keys and lab-reachable endpoints."""
+    hubs = {
+        name: hub.model_copy(update={
+            "public_key": public_keys[name],
+            "endpoint": f"{next(h.public_ip for h in spec.hubs if h.name == name)}:{hub.port}",
+        })
+        for name, hub in topology.hubs.items()
+    }
+    nodes = {name: node.model_copy(update={"public_key": public_keys[name]})
+             for name, node in topology.nodes.items()}
+    return topology.model_copy(update={"hubs": hubs, "nodes": nodes})
+
+
+def to_yaml(topology: Topology, header: str = "") -> str:
+    """A topology as YAML text that `parse` reads back to an equal topology."""
+    data = topology.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    # network.name/overlay and node.asn are required: exclude_defaults keeps them.
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    return (header + body) if header else body

@@ -1,0 +1,201 @@
+"""`wgbgp lab up`: build the hosts, then bring the network up with the real apply code.
+
+The lab only provides machines. Keys are made on them, configs come from `render`, and
+`apply` puts them in place exactly as on real machines; no second code path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from ..apply import ApplyResult, Executor, remote_keygen
+from ..apply.parallel import apply_many
+from ..compile import Plan, compile_topology
+from ..model import Topology
+from ..observe.frr import FrrJsonError, parse_neighbors, parse_routes
+from ..render import render_machine
+from .build import Lab, build_lab, open_lab
+from .fromtopology import spec_for, to_yaml, with_lab_keys
+from .state import is_running, lab_dir, list_labs, teardown
+
+Progress = Callable[[str], None]
+TOPOLOGY_FILE = "topology.yaml"
+
+
+class LabError(Exception):
+    """The lab could not be brought up, or the named lab does not exist."""
+
+
+@dataclass
+class UpReport:
+    name: str
+    topology_path: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    sessions: int = 0
+    prefixes: int = 0
+    results: dict[str, ApplyResult] = field(default_factory=dict)
+
+
+def lab_topology_path(name: str) -> Path:
+    """Where a lab keeps its own copy of the topology (with the lab machines' keys)."""
+    return lab_dir(name) / TOPOLOGY_FILE
+
+
+def resolve_name(name: str | None) -> str:
+    """The lab a command means: the one named, or the only one running."""
+    if name:
+        return name
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabError("no lab is running; start one with `wgbgp lab up`")
+    raise LabError(f"several labs are running ({', '.join(labs)}); say which with --name")
+
+
+def require_lab(name: str | None) -> Lab:
+    """The running lab a command means, or LabError."""
+    resolved = resolve_name(name)
+    lab = open_lab(resolved)
+    if lab is None:
+        raise LabError(f"no lab named {resolved!r} is running")
+    return lab
+
+
+def announced_addresses(prefixes: Iterable[IPv4Network]) -> list[str]:
+    """The address a lab client holds for each prefix it announces (first host, /32)."""
+    out = []
+    for p in prefixes:
+        host = p.network_address if p.prefixlen >= 31 else p.network_address + 1
+        out.append(f"{host}/32")
+    return out
+
+
+def give_announced_addresses(executor: Executor, plan: Plan) -> None:
+    """What the node's owner would have: its announced addresses on a local interface."""
+    if plan.bgp is None:
+        return
+    for addr in announced_addresses(plan.bgp.originate):
+        executor.run(["ip", "address", "replace", addr, "dev", "lo"])
+
+
+def up(topology: Topology, *, name: str, timeout: float = 60,
+       progress: Progress = lambda _msg: None) -> UpReport:
+    """Build the lab for `topology` and bring it to convergence; tear down on failure."""
+    if is_running(name):
+        raise LabError(f"lab {name!r} is already running; `wgbgp lab down --name {name}` "
+                       "first, or start another beside it with --name")
+    spec = spec_for(topology, name)
+    t0 = time.monotonic()
+    progress(f"building hosts: internet, {len(spec.carriers)} carrier(s), "
+             f"{len(spec.hubs)} hub(s), {len(spec.clients)} client(s)")
+    lab = build_lab(spec)
+    report = UpReport(name, lab_topology_path(name))
+    try:
+        report.timings["hosts"] = time.monotonic() - t0
+        executors = {n: m.executor() for n, m in lab.machines.items()}
+        progress("making WireGuard keys on every machine")
+        keys = _parallel(executors, lambda n, x: remote_keygen(x, n).public_key)
+        topo = with_lab_keys(topology, spec, keys)
+        report.topology_path.write_text(to_yaml(
+            topo, f"# Lab {name}: the topology with this lab's machine keys.\n"))
+        plans = compile_topology(topo)
+        _parallel(executors, lambda n, x: give_announced_addresses(x, plans[n]))
+        t1 = time.monotonic()
+        report.timings["keys"] = t1 - t0 - report.timings["hosts"]
+        progress("applying configs (wg-quick, FRR) with `wgbgp apply`'s code")
+        jobs = [(executors[n], render_machine(plans[n])) for n in plans]
+        report.results = apply_many(jobs, enable_at_boot=False)
+        failed = [r for r in report.results.values() if not r.ok]
+        if failed:
+            raise LabError("apply failed:\n" + "\n".join(r.summary() for r in failed))
+        t2 = time.monotonic()
+        report.timings["apply"] = t2 - t1
+        report.sessions, report.prefixes = wait_converged(
+            executors, plans, timeout=timeout, progress=progress)
+        report.timings["converge"] = time.monotonic() - t2
+        report.timings["total"] = time.monotonic() - t0
+    except BaseException:
+        teardown(name)
+        raise
+    return report
+
+
+@dataclass
+class Convergence:
+    """How far a network is from converged: what is still missing."""
+
+    sessions_up: int = 0
+    sessions: int = 0
+    prefixes_in: int = 0
+    prefixes: int = 0
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return not self.missing
+
+
+def convergence(executors: dict[str, Executor], plans: dict[str, Plan]) -> Convergence:
+    """Every configured session Established, every expected prefix installed by BGP?"""
+    speakers = {n: p for n, p in plans.items() if p.bgp is not None}
+    seen = _parallel({n: executors[n] for n in speakers}, lambda n, x: _bgp_view(x))
+    c = Convergence()
+    for name, plan in speakers.items():
+        neighbours, routes = seen[name]
+        for s in plan.bgp.sessions:
+            c.sessions += 1
+            state = neighbours.get(str(s.peer_address), "absent")
+            if state == "Established":
+                c.sessions_up += 1
+            else:
+                c.missing.append(f"{name}: session to {s.peer} is {state}")
+            for prefix in s.accept:
+                c.prefixes += 1
+                if str(prefix) in routes:
+                    c.prefixes_in += 1
+                else:
+                    c.missing.append(f"{name}: no route to {prefix} (from {s.peer})")
+    return c
+
+
+def _bgp_view(x: Executor) -> tuple[dict[str, str], set[str]]:
+    summary = x.run(["vtysh", "-c", "show bgp summary json"], check=False)
+    rib = x.run(["vtysh", "-c", "show ip route bgp json"], check=False)
+    try:
+        _, _, neighbours = parse_neighbors(summary.stdout)
+        routes = {r.prefix for r in parse_routes(rib.stdout, ("bgp",)) if r.installed}
+    except FrrJsonError:
+        return {}, set()
+    return {n.address: n.state for n in neighbours}, routes
+
+
+def wait_converged(executors: dict[str, Executor], plans: dict[str, Plan], *, timeout: float,
+                   progress: Progress = lambda _msg: None) -> tuple[int, int]:
+    """Poll until converged; LabError naming what is missing when `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        c = convergence(executors, plans)
+        line = (f"sessions Established {c.sessions_up}/{c.sessions}, "
+                f"prefixes installed {c.prefixes_in}/{c.prefixes}")
+        if line != last:
+            progress(line)
+            last = line
+        if c.done:
+            return c.sessions, c.prefixes
+        if time.monotonic() > deadline:
+            shown = "\n  ".join(c.missing[:20])
+            raise LabError(f"not converged after {timeout:.0f} s:\n  {shown}")
+        time.sleep(0.2)
+
+
+def _parallel(executors: dict[str, Executor], fn: Callable[[str, Executor], object]) -> dict:
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(executors)))) as pool:
+        futures = {n: pool.submit(fn, n, x) for n, x in executors.items()}
+        return {n: f.result() for n, f in futures.items()}
