@@ -8,11 +8,12 @@ from pathlib import Path
 import typer
 
 from ..lab.runner import LabError, require_lab, resolve_name, up
+from ..lab.selftest import run_selftest
 from ..lab.spec import LabSpecError
 from ..lab.state import LabExists, teardown
 from ..model.examples import classic_text
 from ..model.load import parse
-from .common import EXIT_BAD_INPUT, err, fail, out, read_topology
+from .common import EXIT_BAD_INPUT, emit_json, err, fail, out, read_topology
 
 app = typer.Typer(help="Build the network on this machine: namespaces, CG-NAT, real daemons.",
                   no_args_is_help=True)
@@ -87,3 +88,26 @@ def lab_exec(
     if not command:
         fail("no command given", f"e.g. wgbgp lab exec {node} -- vtysh -c 'show bgp summary'")
     raise typer.Exit(machine.exec(command))
+
+
+@app.command("test")
+def lab_test(
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Assert the lab works: sessions, reachability, real CG-NAT, traffic via the hub."""
+    _need_root()
+    try:
+        lab = require_lab(name)
+    except LabError as exc:
+        fail(str(exc))
+    results = run_selftest(lab)
+    ok = all(r.ok for r in results)
+    if as_json:
+        emit_json({"lab": lab.name, "ok": ok, "assertions": [r.to_json() for r in results]})
+    else:
+        for r in results:
+            mark = "[green]PASS[/]" if r.ok else "[red]FAIL[/]"
+            out.print(f"{mark} {r.name}: {r.detail}", markup=True)
+        out.print(f"lab {lab.name!r}: " + ("all assertions hold" if ok else "FAILED"))
+    raise typer.Exit(0 if ok else 1)

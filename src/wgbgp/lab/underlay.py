@@ -122,6 +122,13 @@ table ip wgbgp_nat {{
 		# No mapping for this flow: unsolicited inbound dies here, as at a real CG-NAT.
 		iifname "{wan}" counter drop
 	}}
+	chain input {{
+		type filter hook input priority filter; policy accept;
+		ct state established,related accept
+		# A stranger aiming at a subscriber's mapping (the public address:port) from an
+		# address that mapping was not opened to reaches the router itself: dropped too.
+		iifname "{wan}" counter drop
+	}}
 	chain postrouting {{
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname "{wan}" masquerade
