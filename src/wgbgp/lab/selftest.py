@@ -79,7 +79,8 @@ def reachability(executors: dict[str, Executor], plans: dict[str, Plan]) -> tupl
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(ping, probes))
-    failed = [f"{a} -> {dst} ({b})" for (a, b, dst), ok in zip(probes, outcomes) if not ok]
+    failed = [f"{a} -> {dst} ({b})"
+              for (a, b, dst), ok in zip(probes, outcomes, strict=True) if not ok]
     detail = f"{len(probes) - len(failed)}/{len(probes)} announced addresses answer"
     if failed:
         detail += "; no answer: " + ", ".join(failed[:10])
@@ -98,11 +99,15 @@ def hub_forwarded_packets(executor: Executor) -> int:
         if not rule:
             continue
         exprs = rule.get("expr", [])
-        ifaces = [e["match"]["right"] for e in exprs if "match" in e
-                  and e["match"].get("left", {}).get("meta", {}).get("key") in ("iifname", "oifname")]
+        ifaces = [e["match"]["right"] for e in exprs
+                  if _meta_key(e) in ("iifname", "oifname")]
         if len(ifaces) == 2 and ifaces[0] == ifaces[1] and any("accept" in e for e in exprs):
             total += sum(e["counter"]["packets"] for e in exprs if "counter" in e)
     return total
+
+
+def _meta_key(expr: dict) -> str | None:
+    return expr.get("match", {}).get("left", {}).get("meta", {}).get("key")
 
 
 def crosses_hub(executors: dict[str, Executor], hubs: list[str], before: dict[str, int],
