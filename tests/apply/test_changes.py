@@ -158,15 +158,46 @@ def test_daemons_file_keeps_mode_and_needs_frr():
     assert daemons_file(CurrentFile("/etc/frr/daemons", False)) is None
 
 
-def test_pin_os_lines_takes_forwarding_and_hostname_from_running(classic):
-    frr = next(f for f in classic["laptop"] if f.kind == "frr").text
+BGP = "router bgp 65010\n neighbor 10.0.0.2 remote-as 65020\nexit\n"
+
+
+def test_pin_os_lines_takes_hostname_and_unstated_forwarding_from_running():
     running = "frr version 8.4.4\nhostname vm\nno ip forwarding\nno ipv6 forwarding\n!\n"
-    pinned = pin_os_lines(frr, running)
+    pinned = pin_os_lines("hostname laptop\n" + BGP, running)
     assert pinned.splitlines()[:3] == ["hostname vm", "no ip forwarding", "no ipv6 forwarding"]
-    assert "hostname laptop" not in pinned
-    assert "router bgp 65010" in pinned
-    # forwarding on in the kernel: nothing about it in running, nothing pinned
-    assert "forwarding" not in pin_os_lines(frr + "ip forwarding\n", "hostname vm\n")
+    assert "hostname laptop" not in pinned and "router bgp 65010" in pinned
+    # forwarding on in the kernel: FRR shows nothing, so nothing is pinned
+    assert "forwarding" not in pin_os_lines(BGP, "hostname vm\n")
+
+
+def test_pin_os_lines_keeps_forwarding_the_file_states():
+    running = "hostname vm\nno ip forwarding\nno ipv6 forwarding\n"
+    # the file says on, the kernel is off: the reload must turn it on
+    pinned = pin_os_lines("ip forwarding\n" + BGP, running)
+    assert "ip forwarding" in pinned.splitlines()
+    assert "no ip forwarding" not in pinned.splitlines()
+    assert "no ipv6 forwarding" in pinned.splitlines()  # unstated: left as it is
+    # the file says on and it is on: the default FRR never shows, dropped
+    assert "ip forwarding" not in pin_os_lines("ip forwarding\n" + BGP, "hostname vm\n")
+    # the file says off: kept whatever the kernel does
+    for run in ("", "no ip forwarding\n"):
+        assert "no ip forwarding" in pin_os_lines("no ip forwarding\n" + BGP, run).splitlines()
+
+
+@given(st.booleans(), st.booleans(), st.sampled_from([None, True, False]))
+def test_pinned_config_agrees_with_running_when_the_file_matches_the_kernel(v4_on, v6_on,
+                                                                           stated):
+    """After pinning, the forwarding lines equal the running ones whenever what the file
+    states (if anything) already holds: such a reload has nothing forwarding-related to do."""
+    running = "hostname h\n" + ("" if v4_on else "no ip forwarding\n") + \
+        ("" if v6_on else "no ipv6 forwarding\n")
+    config = BGP if stated is None else ("ip forwarding\n" if stated else
+                                         "no ip forwarding\n") + BGP
+    pinned = pin_os_lines(config, running)
+    fwd = {ln for ln in pinned.splitlines() if "forwarding" in ln}
+    want = {ln for ln in running.splitlines() if "forwarding" in ln}
+    if stated is None or stated == v4_on:
+        assert fwd == want
 
 
 def test_parse_frr_reload_test_output():

@@ -275,19 +275,42 @@ def daemons_file(current: CurrentFile | None) -> RenderedFile | None:
 # --- FRR: lines FRR takes from the operating system -------------------------------------
 
 # zebra shows `no ip forwarding` / `no ipv6 forwarding` whenever the kernel does not
-# forward, and every daemon shows the OS host name. frr-reload.py treats such a line that is
-# missing from the new file as one to delete, i.e. it runs `ip forwarding` (turning on the
-# kernel's forwarding) or `hostname <...>` on every reload. Forwarding belongs to the sysctl
-# snippet, not to FRR, so before a reload these lines are pinned to what FRR shows now.
-_OS_LINE = re.compile(r"^(?:hostname \S+|no ip forwarding|no ipv6 forwarding)$")
-_OS_LINE_ANY = re.compile(r"^(?:no )?(?:hostname|ip forwarding|ipv6 forwarding)(?: |$)")
+# forward (and nothing when it does), and FRR 8.4 shows the OS host name whatever
+# `hostname` the file says. frr-reload.py diffs text, so for each such line it sees:
+# - running `no ipv6 forwarding`, file silent: "delete" it, i.e. run `ipv6 forwarding`,
+#   turning on the kernel's forwarding on every reload;
+# - file `ip forwarding`, running silent (already on): "add" it on every reload;
+# - `hostname X` vs the OS name: a hostname change on every reload.
+# So before a reload: the host name comes from the running config; a forwarding line the
+# file states is kept (the file decides) unless it already holds; a forwarding line the
+# file does not state is pinned to what FRR shows now (the reload leaves it alone).
+_FORWARDING = {"ip": "ip forwarding", "ipv6": "ipv6 forwarding"}
 
 
 def pin_os_lines(config: str, running: str) -> str:
-    """`config` with forwarding/hostname lines replaced by those of the running config."""
-    pinned = [line for line in running.splitlines() if _OS_LINE.match(line.strip())]
-    kept = [line for line in config.splitlines() if not _OS_LINE_ANY.match(line)]
-    return "\n".join([*pinned, *kept]) + "\n"
+    """`config` made comparable with the running config for lines FRR takes from the OS."""
+    run_lines = {line.strip() for line in running.splitlines()}
+    head: list[str] = [line for line in (ln.strip() for ln in running.splitlines())
+                       if re.fullmatch(r"hostname \S+", line)]
+    body: list[str] = []
+    stated: set[str] = set()
+    for line in config.splitlines():
+        bare = line.strip()
+        if re.fullmatch(r"(?:no )?hostname(?: \S+)?", bare):
+            continue
+        fam = next((f for f, text in _FORWARDING.items()
+                    if bare in (text, f"no {text}")), None)
+        if fam is None:
+            body.append(line)
+            continue
+        stated.add(fam)
+        if bare == _FORWARDING[fam] and f"no {bare}" not in run_lines:
+            continue  # on, and FRR never shows the default: nothing to do
+        body.append(line)
+    for fam, text in _FORWARDING.items():
+        if fam not in stated and f"no {text}" in run_lines:
+            head.append(f"no {text}")
+    return "\n".join([*head, *body]) + "\n"
 
 
 @dataclass(frozen=True)
