@@ -133,3 +133,15 @@ def udp_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("udp") / "udp_tool.py"
     path.write_text(UDP_TOOL)
     return path
+
+
+@pytest.fixture
+def daemons_required() -> None:
+    """Skip unless root with the underlay tools, WireGuard and FRR installed."""
+    require(*WG_TOOLS, *FRR_TOOLS)
+
+
+@pytest.fixture
+def unique_name():
+    """A factory of lab names unique to this test run."""
+    return unique

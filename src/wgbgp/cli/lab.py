@@ -47,8 +47,9 @@ def lab_up(
     except LabSpecError as exc:
         fail(f"this topology cannot be a lab: {exc}")
     t = report.timings
-    out.print(f"lab {lab_name!r} is up: {report.sessions} BGP sessions Established, "
-              f"{report.prefixes} prefixes installed")
+    # Each session is counted at both of its ends while converging: report sessions.
+    out.print(f"lab {lab_name!r} is up: {report.sessions // 2} BGP sessions Established, "
+              f"{report.prefixes} routes learned and installed")
     out.print(f"  hosts {t['hosts']:.2f} s, keys {t['keys']:.2f} s, apply {t['apply']:.2f} s, "
               f"convergence {t['converge']:.2f} s after apply; total {t['total']:.2f} s")
     out.print(f"  topology with the lab's keys: {report.topology_path}")

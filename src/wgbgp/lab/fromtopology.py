@@ -6,12 +6,12 @@ the public keys made on its machines, and hub endpoints that are names, not addr
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, IPv4Network, ip_address
 
 import yaml
 
 from ..model.schema import LabPlacement, Topology
-from .spec import CarrierSpec, ClientSpec, HubSpec, LabSpec
+from .spec import CarrierSpec, ClientSpec, HubSpec, LabSpec, LabSpecError
 
 DEFAULT_CARRIER = "cgnat"
 # Hubs whose endpoint is a DNS name get an address from TEST-NET-3 inside the lab.
@@ -29,8 +29,29 @@ def hub_ip(host: str, spare: int) -> IPv4Address:
     return addr
 
 
+# Address ranges the lab's own underlay uses (see underlay.plan_underlay).
+LAB_RANGES = {
+    "subscriber": IPv4Network("100.64.0.0/16"),
+    "internet": IPv4Network("198.18.0.0/16"),
+    "management": IPv4Network("198.19.0.0/16"),
+    "carrier public": IPv4Network("198.51.100.0/24"),
+    "home LAN": IPv4Network("192.168.0.0/16"),
+}
+
+
+def clashes(topology: Topology) -> list[str]:
+    """Overlay or announced prefixes that the lab's underlay already uses."""
+    mine = [("the overlay", topology.network.overlay)]
+    mine += [(f"{n}'s {p}", p) for n, node in topology.nodes.items() for p in node.announce]
+    return [f"{what} overlaps the lab's {kind} range {net}"
+            for what, prefix in mine for kind, net in LAB_RANGES.items() if prefix.overlaps(net)]
+
+
 def spec_for(topology: Topology, name: str) -> LabSpec:
     """The LabSpec of a topology: hubs on the Internet, clients behind their carriers."""
+    problems = clashes(topology)
+    if problems:
+        raise LabSpecError("; ".join(problems) + " (pick other prefixes to try it in the lab)")
     lab = topology.lab
     placements = lab.nodes if lab else {}
     hubs = tuple(HubSpec(h, hub_ip(hub.host, i), hub.port)

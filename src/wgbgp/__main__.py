@@ -1,0 +1,3 @@
+from wgbgp.cli.main import main
+
+main()
