@@ -320,8 +320,13 @@ def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Is
     errors in the parts of the file the schema accepted.
     """
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        # One pass: compose the node tree (it has the line numbers), then build the data.
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         raise TopologyError([Issue(
