@@ -6,11 +6,16 @@ with `# <-`.
 
 from __future__ import annotations
 
+import copy
 import re
+from ipaddress import IPv4Network
 
 import pytest
+import yaml
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from topogen import keypair, pub
+from topogen import keypair, pub, topology_docs
 from wgbgp.model import TopologyError, parse
 from wgbgp.model.keys import looks_clamped
 
@@ -346,3 +351,62 @@ def test_keys_that_look_like_pydantic_markers(key):
 def test_control_character_is_located():
     (issue,) = errors(BASE.replace("  friend:\n", "  fri\x1fend:\n"))
     assert issue.line == 16 and "not allowed" in issue.message and issue.fix
+
+
+# --- properties: inject one known mistake into any valid topology -----------------------
+
+@st.composite
+def broken(draw):
+    """(document, field the error must name, message pattern) for one injected mistake."""
+    d = copy.deepcopy(draw(topology_docs()))
+    names = list(d["nodes"])
+    victim = draw(st.sampled_from(names))
+    node = d["nodes"][victim]
+    overlay = IPv4Network(d["network"]["overlay"])
+    kind = draw(st.sampled_from(["asn", "outside", "collision", "overlay-prefix", "default",
+                                 "overlap", "peering", "bad-key", "private-key"]))
+    if kind == "asn":
+        node["asn"] = draw(st.sampled_from([0, 23456, 64500, 65535, 70000, 2**32]))
+        return d, f"nodes.{victim}.asn", "ASN"
+    if kind == "outside":
+        node["address"] = str(overlay.broadcast_address + 1 + draw(st.integers(0, 1000)))
+        return d, f"nodes.{victim}.address", "outside the overlay"
+    if kind == "collision":
+        d["hubs"]["hub"]["address"] = node["address"] = str(next(overlay.hosts()))
+        return d, f"nodes.{victim}.address", "already used by hub"
+    if kind == "overlay-prefix":
+        node["announce"] = [str(overlay), *node.get("announce", [])]
+        return d, f"nodes.{victim}.announce.0", "overlaps the overlay"
+    if kind == "default":
+        node.setdefault("announce", []).append("0.0.0.0/0")
+        return d, f"nodes.{victim}.announce.{len(node['announce']) - 1}", "default route"
+    if kind == "overlap":
+        # A supernet of everything announced: overlaps the first prefix in file order.
+        owner = next((n for n in names if d["nodes"][n]["announce"]), None)
+        assume(owner is not None)
+        node["announce"].append("100.0.0.0/8")
+        field = f"nodes.{victim}.announce.{len(node['announce']) - 1}"
+        return d, field, "overlaps .*(announced by|of the same node)"
+    if kind == "peering":
+        d["peerings"] = [*d.get("peerings", []), [victim, "nobody"]]
+        return d, f"peerings.{len(d['peerings']) - 1}.1", "unknown node 'nobody'"
+    if kind == "bad-key":
+        node["public_key"] = draw(st.sampled_from(["abc", "A" * 44, "A" * 42 + "=="]))
+        return d, f"nodes.{victim}.public_key", "invalid public key"
+    other = draw(st.sampled_from([n for n in ["hub", *names] if n != victim]))
+    node["public_key"] = keypair(other)[0]  # topology_docs keys are pub(name)
+    return d, f"nodes.{victim}.public_key", f"PRIVATE key .*declared for {other}"
+
+
+@given(broken())
+def test_any_injected_mistake_is_reported_where_it_is(case):
+    d, field, pattern = case
+    source = yaml.safe_dump(d, sort_keys=False)
+    issues = errors(source)
+    hits = [i for i in issues if i.field == field and re.search(pattern, i.message)]
+    assert hits, "\n".join(i.format() for i in issues)
+    line = source.splitlines()[hits[0].line - 1]
+    # The line named holds the field (or, for a list item, its value).
+    last = field.split(".")[-1]
+    assert (last + ":" in line) or last.isdigit(), (line, field)
+    assert hits[0].fix

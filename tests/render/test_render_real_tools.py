@@ -3,7 +3,8 @@
 - WireGuard: `wg-quick strip FILE`, then `wg setconf` on a throwaway wireguard-go
   interface inside a throwaway network namespace; `wg showconf` must read back the peers.
 - FRR: `vtysh --dryrun --inputfile FILE` (FRR 8.4 exits 2 and prints `line N: % Unknown
-  command` on a bad line; the negative controls below prove a broken file fails).
+  command` on a bad line; the negative controls below prove a broken file fails), and
+  `bgpd -C` (bgpd's own handlers, which also reject what is valid syntax but wrong).
 - nftables: `nft -c -f FILE` (check only) inside the throwaway namespace.
 - sysctl: every key exists in /proc/sys.
 """
@@ -244,6 +245,44 @@ def test_vtysh_check_catches_a_broken_config(old, new, tmp_path):
     assert "Unknown command" in result.stdout + result.stderr
     with pytest.raises(AssertionError):
         assert_frr_ok(conf)
+
+
+BGPD = "/usr/lib/frr/bgpd"
+
+
+def bgpd_dryrun(path: Path, netns: str) -> list[str]:
+    """Problems bgpd's own command handlers find (`bgpd -C`): semantic ones too, which
+    vtysh --dryrun does not see (e.g. a neighbour joining a peer-group with no AS).
+
+    bgpd exits 0 regardless; it logs 'Config Failed' or '% ...' for a failing command and
+    'No such command' for lines of other daemons (staticd's ip route, zebra's forwarding),
+    which vtysh has checked."""
+    result = sh(BGPD, "-C", "-f", path, "-Z", "-S", "-p", "0", ns=netns)
+    lines = (result.stdout + result.stderr).splitlines()
+    return [line for line in lines if "Config Failed" in line or line.startswith("%")]
+
+
+@pytest.mark.real_tools("ip", BGPD)
+@pytest.mark.parametrize(("example", "machine"), CASES, ids=IDS)
+def test_frr_config_accepted_by_bgpd(example, machine, rendered, netns):
+    conf = rendered / example.stem / machine / "etc/frr/frr.conf"
+    if not conf.exists():
+        return  # a hub (see above)
+    assert bgpd_dryrun(conf, netns) == []
+
+
+@pytest.mark.real_tools("ip", BGPD)
+def test_bgpd_check_catches_a_semantic_error(tmp_path, netns):
+    """Negative control: vtysh passes this (valid syntax), bgpd does not."""
+    plan = compile_topology(parse(text(doc(2)))[0])["n1"]
+    original = render_frr(plan).text
+    # Without the group's own line, its members cannot join it.
+    broken = original.replace(" neighbor MESH peer-group\n", "", 1)
+    assert broken != original
+    conf = tmp_path / "frr.conf"
+    conf.write_text(broken)
+    assert_frr_ok(conf)  # syntax is fine ...
+    assert any("Config Failed" in p for p in bgpd_dryrun(conf, netns))  # ... meaning is not
 
 
 def nft_check(path: Path, netns: str) -> subprocess.CompletedProcess:
