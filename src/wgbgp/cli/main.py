@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import keys, lab, topology
+from . import keys, lab, observe, topology
 
 app = typer.Typer(
     name="wgbgp",
@@ -20,6 +20,9 @@ app.command()(topology.render)
 app.command()(keys.keygen)
 app.command()(keys.pubkey)
 app.add_typer(lab.app, name="lab")
+app.command()(observe.status)
+app.command()(observe.doctor)
+app.command()(observe.exporter)
 
 
 def main() -> None:

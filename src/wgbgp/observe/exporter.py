@@ -1,0 +1,144 @@
+"""Prometheus metrics of a machine's tunnels and BGP sessions (prometheus_client).
+
+Every scrape collects fresh (`collect(executor)`: `wg show all dump` plus a few vtysh
+JSON commands, ~0.1 s), so values are never stale and nothing runs between scrapes.
+
+Metrics (all with label `machine`):
+  wgbgp_up                                      1 when every source could be read
+  wgbgp_source_ok{source}                       wg / bgp / ... readable
+  wgbgp_wireguard_latest_handshake_seconds{interface,peer,name}  unix time, 0 = never
+  wgbgp_wireguard_handshake_age_seconds{...}    seconds since (absent when never)
+  wgbgp_wireguard_received_bytes_total{...}     counter
+  wgbgp_wireguard_sent_bytes_total{...}         counter
+  wgbgp_wireguard_persistent_keepalive_seconds{...}  0 = off
+  wgbgp_bgp_session_up{neighbor,name,remote_as} 1 when Established
+  wgbgp_bgp_session_state{neighbor,name,state}  1 for the current state (enum)
+  wgbgp_bgp_session_uptime_seconds{...}         time Established
+  wgbgp_bgp_prefixes_received{...} / wgbgp_bgp_prefixes_sent{...}
+  wgbgp_bgp_routes_installed                    BGP routes in the kernel
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from ..apply.executor import Executor
+from ..compile.plan import Plan
+from .expect import Expected
+from .status import MachineStatus, collect
+
+DEFAULT_LISTEN = "127.0.0.1:9586"
+STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+
+
+def metric_families(status: MachineStatus, names: Mapping[str, str] | None = None
+                    ) -> list[GaugeMetricFamily | CounterMetricFamily]:
+    """The metrics of one status (pure). `names`: public key or address -> machine name."""
+    names = names or {}
+    m = status.machine
+    up = GaugeMetricFamily("wgbgp_up", "1 when every source on the machine could be read",
+                           labels=["machine"])
+    up.add_metric([m], 0 if status.errors else 1)
+    src = GaugeMetricFamily("wgbgp_source_ok", "1 when this source could be read",
+                            labels=["machine", "source"])
+    for source in ("wg", "addresses", "ip_forward", *(["bgp"] if status.bgp_asked else [])):
+        src.add_metric([m, source], 0 if source in status.errors else 1)
+    peer_labels = ["machine", "interface", "peer", "name"]
+    hs = GaugeMetricFamily("wgbgp_wireguard_latest_handshake_seconds",
+                           "Unix time of the latest handshake (0 = never)", labels=peer_labels)
+    age = GaugeMetricFamily("wgbgp_wireguard_handshake_age_seconds",
+                            "Seconds since the latest handshake", labels=peer_labels)
+    rx = CounterMetricFamily("wgbgp_wireguard_received_bytes",
+                             "Bytes received from the peer", labels=peer_labels)
+    tx = CounterMetricFamily("wgbgp_wireguard_sent_bytes", "Bytes sent to the peer",
+                             labels=peer_labels)
+    ka = GaugeMetricFamily("wgbgp_wireguard_persistent_keepalive_seconds",
+                           "PersistentKeepalive interval (0 = off)", labels=peer_labels)
+    for iface in status.interfaces:
+        for p in iface.peers:
+            labels = [m, iface.name, p.public_key, names.get(p.public_key, "")]
+            hs.add_metric(labels, p.latest_handshake)
+            a = p.handshake_age(status.time)
+            if a is not None:
+                age.add_metric(labels, a)
+            rx.add_metric(labels, p.rx_bytes)
+            tx.add_metric(labels, p.tx_bytes)
+            ka.add_metric(labels, p.keepalive or 0)
+    out: list[GaugeMetricFamily | CounterMetricFamily] = [up, src, hs, age, rx, tx, ka]
+    if status.bgp is None:
+        return out
+    n_labels = ["machine", "neighbor", "name", "remote_as"]
+    sess_up = GaugeMetricFamily("wgbgp_bgp_session_up", "1 when the session is Established",
+                                labels=n_labels)
+    state = GaugeMetricFamily("wgbgp_bgp_session_state", "1 for the session's current state",
+                              labels=["machine", "neighbor", "name", "state"])
+    uptime = GaugeMetricFamily("wgbgp_bgp_session_uptime_seconds",
+                               "Seconds the session has been Established", labels=n_labels)
+    rcvd = GaugeMetricFamily("wgbgp_bgp_prefixes_received",
+                             "Prefixes accepted from the neighbour", labels=n_labels)
+    sent = GaugeMetricFamily("wgbgp_bgp_prefixes_sent", "Prefixes sent to the neighbour",
+                             labels=n_labels)
+    for n in status.bgp.neighbors:
+        name = names.get(n.address, n.description or n.hostname or "")
+        labels = [m, n.address, name, str(n.remote_as or "")]
+        sess_up.add_metric(labels, 1 if n.established else 0)
+        current = n.state.split()[0] if n.state else "Unknown"
+        for s in STATES if current in STATES else (*STATES, current):
+            state.add_metric([m, n.address, name, s], 1 if s == current else 0)
+        uptime.add_metric(labels, n.established_for or 0)
+        rcvd.add_metric(labels, n.prefixes_received or 0)
+        sent.add_metric(labels, n.prefixes_sent or 0)
+    routes = GaugeMetricFamily("wgbgp_bgp_routes_installed",
+                               "BGP routes installed in the kernel", labels=["machine"])
+    routes.add_metric([m], sum(1 for r in status.bgp.routes if r.installed))
+    return [*out, sess_up, state, uptime, rcvd, sent, routes]
+
+
+def peer_names(plans: Mapping[str, Plan] | None) -> dict[str, str]:
+    """Public keys and tunnel addresses -> machine names, from the topology."""
+    if not plans:
+        return {}
+    exp = Expected(plans)
+    names: dict[str, str] = {}
+    for m, plan in plans.items():
+        key = exp.public_key(m)
+        if key:
+            names[key] = m
+        for t in plan.tunnels:
+            names[str(t.address.ip)] = m
+    return names
+
+
+class StatusCollector(Collector):
+    """A prometheus_client collector that reads the machine on every scrape."""
+
+    def __init__(self, executor: Executor, plan: Plan | None = None,
+                 plans: Mapping[str, Plan] | None = None,
+                 collect_fn: Callable[[Executor, Plan | None], MachineStatus] = collect) -> None:
+        self.executor = executor
+        self.plan = plan
+        self.names = peer_names(plans)
+        self.collect_fn = collect_fn
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield from metric_families(self.collect_fn(self.executor, self.plan), self.names)
+
+
+def registry_for(executor: Executor, plan: Plan | None = None,
+                 plans: Mapping[str, Plan] | None = None) -> CollectorRegistry:
+    """A registry holding only wgbgp's metrics for one machine."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(executor, plan, plans))
+    return registry
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:9586', ':9586', '[::1]:9586' -> (address, port); ValueError with a reason."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen {text!r} is not ADDRESS:PORT (e.g. {DEFAULT_LISTEN})")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)

@@ -1,0 +1,272 @@
+"""A machine's live state: what its tunnels and its BGP daemon say right now.
+
+Collection is two steps so that everything but the first is pure and testable:
+
+1. `snapshot(executor, plan)` runs a fixed set of read-only commands on the machine
+   (through its executor: local, lab node or SSH) and keeps their raw output, secrets
+   redacted. A snapshot is plain data; test fixtures are saved snapshots.
+2. `status_from_snapshot(snapshot)` parses that into a `MachineStatus`.
+
+`collect(executor, plan)` does both.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, ip_interface
+
+from ..apply.executor import CommandResult, Executor
+from ..compile.plan import Plan
+from .frr import BgpStatus, FrrJsonError, parse_neighbors, parse_routes, parse_table
+from .wireguard import DumpError, WgInterface, parse_dump, redact_dump
+
+SCHEMA = "wgbgp.status/1"
+
+# Every command a snapshot may run, by key. All read-only.
+COMMANDS: dict[str, list[str]] = {
+    "clock": ["date", "+%s"],
+    "wg": ["wg", "show", "all", "dump"],
+    "addresses": ["ip", "-j", "addr", "show"],
+    "ip_forward": ["sysctl", "-n", "net.ipv4.ip_forward"],
+    "bgp_summary": ["vtysh", "-c", "show bgp summary json"],
+    "bgp_neighbors": ["vtysh", "-c", "show bgp neighbors json"],
+    "bgp_table": ["vtysh", "-c", "show bgp ipv4 unicast json"],
+    "bgp_routes": ["vtysh", "-c", "show ip route bgp json"],
+}
+BGP_KEYS = ("bgp_summary", "bgp_neighbors", "bgp_table", "bgp_routes")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Raw result of one command (secrets already removed)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def error(self) -> str:
+        """The most telling line of a failed command's output."""
+        lines = [ln.strip() for ln in (self.stderr + "\n" + self.stdout).splitlines()]
+        # vtysh always complains about a missing vtysh.conf; that is never the point.
+        lines = [ln for ln in lines if ln and "vtysh.conf" not in ln]
+        if self.returncode == 127:
+            return f"{self.argv[0]}: command not found"
+        return lines[-1] if lines else f"exit code {self.returncode}"
+
+    @classmethod
+    def of(cls, result: CommandResult) -> Output:
+        return cls(tuple(result.argv), result.returncode, result.stdout, result.stderr)
+
+    def to_json(self) -> dict:
+        return {"argv": list(self.argv), "returncode": self.returncode, "stdout": self.stdout,
+                "stderr": self.stderr}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Output:
+        return cls(tuple(data["argv"]), data["returncode"], data["stdout"], data["stderr"])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Raw outputs of the status commands on one machine, at one moment."""
+
+    machine: str
+    taken_at: float  # this host's clock when taken
+    outputs: dict[str, Output]
+
+    def to_json(self) -> dict:
+        return {"machine": self.machine, "taken_at": self.taken_at,
+                "outputs": {k: v.to_json() for k, v in self.outputs.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Snapshot:
+        return cls(data["machine"], data["taken_at"],
+                   {k: Output.from_json(v) for k, v in data["outputs"].items()})
+
+
+def _run(executor: Executor, argv: list[str], timeout: float) -> Output:
+    try:
+        return Output.of(executor.run(argv, check=False, timeout=timeout))
+    except Exception as exc:  # a timeout or a broken transport: recorded, not raised
+        return Output(tuple(argv), -1, "", f"{type(exc).__name__}: {exc}")
+
+
+def snapshot(executor: Executor, plan: Plan | None = None, *, timeout: float = 10) -> Snapshot:
+    """Run the status commands on a machine and keep their raw output (keys redacted).
+
+    BGP is asked about unless the plan says this machine does not speak it (a mesh hub).
+    """
+    keys = [k for k in COMMANDS if not (plan is not None and plan.bgp is None
+                                        and k in BGP_KEYS)]
+    outputs: dict[str, Output] = {}
+    for key in keys:
+        if key in BGP_KEYS[1:] and not outputs["bgp_summary"].ok:
+            continue  # bgpd is not answering: the rest would say the same
+        out = _run(executor, COMMANDS[key], timeout)
+        if key == "wg":
+            out = Output(out.argv, out.returncode, redact_dump(out.stdout), out.stderr)
+        if key == "ip_forward" and out.returncode == 127:
+            text = executor.read_file("/proc/sys/net/ipv4/ip_forward")
+            out = Output(("cat", "/proc/sys/net/ipv4/ip_forward"), 0 if text else 1,
+                         text or "", "")
+        outputs[key] = out
+    return Snapshot(getattr(executor, "name", "") or "localhost", time.time(), outputs)
+
+
+@dataclass(frozen=True)
+class Address:
+    """An address configured on an interface."""
+
+    interface: str
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class MachineStatus:
+    """Everything observed on one machine."""
+
+    machine: str
+    time: float  # the machine's own clock (handshake ages are computed against it)
+    interfaces: tuple[WgInterface, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    mtus: dict[str, int] = field(default_factory=dict)
+    ip_forward: bool | None = None
+    bgp: BgpStatus | None = None
+    # Why a source could not be read, by source ("wg", "bgp", "addresses", "ip_forward").
+    errors: dict[str, str] = field(default_factory=dict)
+    bgp_asked: bool = True  # False when the plan says this machine runs no BGP
+
+    def interface(self, name: str) -> WgInterface | None:
+        return next((i for i in self.interfaces if i.name == name), None)
+
+    def has_address(self, address: str) -> bool:
+        return any(str(a.address.ip) == address for a in self.addresses)
+
+    def addresses_on(self, interface: str) -> tuple[IPv4Interface, ...]:
+        return tuple(a.address for a in self.addresses if a.interface == interface)
+
+    @property
+    def bgp_down(self) -> bool:
+        """BGP was asked about and bgpd did not answer."""
+        return self.bgp_asked and self.bgp is None
+
+    def to_json(self, names: Mapping[str, str] | None = None) -> dict:
+        """Stable JSON for scripts. `names` (public key or address -> machine name), when
+        given, adds a `name` to every tunnel peer and BGP neighbour it knows."""
+        names = names or {}
+        tunnels = []
+        for i in self.interfaces:
+            t = dict(i.to_json(self.time), mtu=self.mtus.get(i.name),
+                     addresses=[str(a) for a in self.addresses_on(i.name)])
+            for p in t["peers"]:
+                p["name"] = names.get(p["public_key"])
+            tunnels.append(t)
+        bgp = self.bgp.to_json() if self.bgp else None
+        if bgp:
+            for n in bgp["neighbors"]:
+                n["name"] = names.get(n["address"], n["name"])
+        return {
+            "schema": SCHEMA,
+            "machine": self.machine,
+            "time": self.time,
+            "tunnels": tunnels,
+            "ip_forward": self.ip_forward,
+            "bgp": bgp,
+            "errors": dict(self.errors),
+        }
+
+
+def status_from_snapshot(snap: Snapshot) -> MachineStatus:
+    """Parse a snapshot. Pure: unreadable sources become `errors`, never exceptions."""
+    o = snap.outputs
+    errors: dict[str, str] = {}
+    now = snap.taken_at
+    clock = o.get("clock")
+    if clock and clock.ok and clock.stdout.strip().isdigit():
+        now = float(clock.stdout.strip())
+
+    interfaces: tuple[WgInterface, ...] = ()
+    wg = o.get("wg")
+    if wg is not None:
+        if wg.ok:
+            try:
+                interfaces = parse_dump(wg.stdout)
+            except DumpError as exc:
+                errors["wg"] = f"cannot read `wg show all dump`: {exc}"
+        else:
+            errors["wg"] = wg.error
+
+    addresses: list[Address] = []
+    mtus: dict[str, int] = {}
+    addr = o.get("addresses")
+    if addr is not None:
+        if addr.ok:
+            try:
+                for link in json.loads(addr.stdout or "[]"):
+                    name = link.get("ifname", "")
+                    if "mtu" in link:
+                        mtus[name] = int(link["mtu"])
+                    for a in link.get("addr_info", []):
+                        if a.get("family") == "inet":
+                            addresses.append(Address(name, ip_interface(
+                                f"{a['local']}/{a.get('prefixlen', 32)}")))
+            except (ValueError, KeyError, TypeError) as exc:
+                errors["addresses"] = f"cannot read `ip -j addr`: {exc}"
+        else:
+            errors["addresses"] = addr.error
+
+    ip_forward = None
+    fwd = o.get("ip_forward")
+    if fwd is not None:
+        if fwd.ok and fwd.stdout.strip() in ("0", "1"):
+            ip_forward = fwd.stdout.strip() == "1"
+        else:
+            errors["ip_forward"] = fwd.error
+
+    bgp = None
+    summary = o.get("bgp_summary")
+    if summary is not None:
+        bgp, err = _bgp(o)
+        if err:
+            errors["bgp"] = err
+    return MachineStatus(
+        machine=snap.machine, time=now, interfaces=interfaces, addresses=tuple(addresses),
+        mtus=mtus, ip_forward=ip_forward, bgp=bgp, errors=errors,
+        bgp_asked=summary is not None,
+    )
+
+
+def _bgp(o: dict[str, Output]) -> tuple[BgpStatus | None, str | None]:
+    summary = o["bgp_summary"]
+    if not summary.ok:
+        return None, summary.error
+    try:
+        neighbors = o.get("bgp_neighbors")
+        router_id, asn, peers = parse_neighbors(
+            summary.stdout, neighbors.stdout if neighbors and neighbors.ok else None)
+        table = o.get("bgp_table")
+        routes = o.get("bgp_routes")
+        paths = parse_table(table.stdout) if table and table.ok else ()
+        rib = parse_routes(routes.stdout, ("bgp",)) if routes and routes.ok else ()
+    except FrrJsonError as exc:
+        return None, str(exc)
+    if asn is None and not peers:
+        return BgpStatus(None, None), "FRR runs but has no BGP instance (no `router bgp`)"
+    return BgpStatus(router_id, asn, peers, paths, rib), None
+
+
+def collect(executor: Executor, plan: Plan | None = None) -> MachineStatus:
+    """The live status of the machine behind `executor` (runs read-only commands there)."""
+    status = status_from_snapshot(snapshot(executor, plan))
+    if plan is not None and status.machine != plan.machine:
+        status = MachineStatus(**{**status.__dict__, "machine": plan.machine})
+    return status
