@@ -410,3 +410,13 @@ def test_any_injected_mistake_is_reported_where_it_is(case):
     last = field.split(".")[-1]
     assert (last + ":" in line) or last.isdigit(), (line, field)
     assert hits[0].fix
+
+
+def test_name_lengths():
+    # A hub's name becomes the interface name wg-<hub>, at most 15 characters on Linux.
+    ok = BASE.replace("  vps:\n", "  " + "v" * 12 + ":\n")
+    assert "v" * 12 in parse(ok, "topo.yaml")[0].hubs
+    (issue,) = errors(BASE.replace("  vps:\n", "  " + "v" * 13 + ":\n"))
+    assert issue.field == "hubs." + "v" * 13 and "longer than 12" in issue.message
+    (issue,) = errors(BASE.replace("  friend:\n", "  " + "f" * 33 + ":\n"))
+    assert "longer than 32" in issue.message and issue.fix

@@ -175,6 +175,31 @@ def test_hostname_endpoint_accepted_by_wg(tmp_path, netns, wg_iface):
     assert "endpoint = 127.0.0.1:51820" in wg_check(conf, netns, wg_iface, tmp_path).lower()
 
 
+def longest_names() -> dict[str, list]:
+    """Plans of a topology whose names are as long as the schema allows."""
+    d = doc(2, hub="h" * 12)
+    d["nodes"] = {"n" * 31 + str(i): node for i, node in enumerate(d["nodes"].values())}
+    return compile_topology(parse(text(d))[0])
+
+
+@needs_wg
+def test_longest_names_accepted_by_wg(tmp_path, netns, wg_iface):
+    for plan in longest_names().values():
+        f = render_machine(plan)[0]
+        conf = tmp_path / Path(f.path).name  # wg-hhhhhhhhhhhh.conf: a 15-character name
+        conf.write_text(f.text)
+        conf.chmod(0o600)
+        wg_check(conf, netns, wg_iface, tmp_path)
+
+
+@needs_vtysh
+def test_longest_names_accepted_by_vtysh(tmp_path):
+    plan = longest_names()["n" * 31 + "0"]
+    conf = tmp_path / "frr.conf"
+    conf.write_text(render_frr(plan).text)
+    assert_frr_ok(conf)
+
+
 @needs_wg
 @pytest.mark.parametrize(("key", "line"), [
     ("AllowedIPs", "AllowedIPs = 0.0.0.300/0"),
