@@ -188,6 +188,8 @@ BAD_INPUTS = {
         "nodes": {"a": {"asn": -1, "announce": ["0.0.0.0/0", "300.1.1.1/32"]}},
         "peerings": [["a", "ghost"], "a"],
     }),
+    "recursive-alias": "network: &x {name: n, overlay: 10.0.0.0/24, loop: *x}\n",
+    "deep-nesting": "network: " + "[" * 3000 + "]" * 3000 + "\n",
     "pasted-private-key": text({**doc(2), "hubs": {"vps": {
         "endpoint": "203.0.113.10:51820", "public_key": keypair("n1")[0]}}}),
 }

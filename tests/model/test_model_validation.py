@@ -381,11 +381,11 @@ def broken(draw):
         node.setdefault("announce", []).append("0.0.0.0/0")
         return d, f"nodes.{victim}.announce.{len(node['announce']) - 1}", "default route"
     if kind == "overlap":
-        # A supernet of everything announced: overlaps the first prefix in file order.
-        owner = next((n for n in names if d["nodes"][n]["announce"]), None)
-        assume(owner is not None)
-        node["announce"].append("100.0.0.0/8")
-        field = f"nodes.{victim}.announce.{len(node['announce']) - 1}"
+        # A supernet of everything announced, last in the file: it is the one in error.
+        assume(any(d["nodes"][n]["announce"] for n in names))
+        last = d["nodes"][names[-1]]
+        last["announce"].append("100.0.0.0/8")
+        field = f"nodes.{names[-1]}.announce.{len(last['announce']) - 1}"
         return d, field, "overlaps .*(announced by|of the same node)"
     if kind == "peering":
         d["peerings"] = [*d.get("peerings", []), [victim, "nobody"]]
@@ -420,3 +420,22 @@ def test_name_lengths():
     assert issue.field == "hubs." + "v" * 13 and "longer than 12" in issue.message
     (issue,) = errors(BASE.replace("  friend:\n", "  " + "f" * 33 + ":\n"))
     assert "longer than 32" in issue.message and issue.fix
+
+
+def test_self_referencing_alias_is_an_error_not_a_crash():
+    # Regression: the line map walked a recursive alias forever (RecursionError).
+    issues = errors(BASE.replace("  mtu: 1420\n", "  mtu: 1420\n  loop: &x [*x]\n"))
+    assert [i.field for i in issues] == ["network.loop"]
+
+
+def test_deep_nesting_is_an_error_not_a_crash():
+    (issue,) = errors("network: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nests too deeply" in issue.message and issue.line == 1
+
+
+def test_anchors_and_merge_keys_work():
+    text = BASE.replace("  laptop:\n    asn: 65010\n", "  laptop: &laptop\n    asn: 65010\n")
+    text += "  other:\n    <<: *laptop\n    asn: 65030\n    address: 10.0.0.30\n"
+    text += f"    public_key: {pub('other')}\n    announce: [100.100.100.3/32]\n"
+    topology, warnings = parse(text, "topo.yaml")
+    assert topology.nodes["other"].asn == 65030 and warnings == []

@@ -71,11 +71,17 @@ class _LineMap:
         self.values: dict[Loc, int] = {}
         # (path, line, first line) of keys a mapping holds twice: YAML keeps the last.
         self.duplicates: list[tuple[Loc, int, int]] = []
+        self._seen: set[int] = set()
         if root is not None:
             self._walk(root, ())
 
     def _walk(self, node: yaml.Node, path: Loc) -> None:
         self.values[path] = node.start_mark.line + 1
+        # An alias is the same node again: walk it once (a self-referencing alias would
+        # never end, and nested ones would multiply); paths through it use its first lines.
+        if id(node) in self._seen:
+            return
+        self._seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 sub = (*path, key.value)
@@ -134,6 +140,7 @@ _FRIENDLY = {
     "int_from_float": ("is not a whole number", "write a number without a fraction"),
     "literal_error": ("is not one of the allowed values", ""),
     "dict_type": ("must be a mapping of names to settings", "indent the entries under the key"),
+    "model_type": ("must be a mapping of settings", "indent its settings under it, one per line"),
     "list_type": ("must be a list", "write it as [a, b] or as '- item' lines"),
     "string_type": ("must be a string", "quote it"),
 }
@@ -320,10 +327,22 @@ def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Is
     errors in the parts of the file the schema accepted.
     """
     try:
-        # One pass: compose the node tree (it has the line numbers), then build the data.
+        return _parse(text, file)
+    except RecursionError:
+        # PyYAML and pydantic recurse per level: thousands of nested brackets exhaust it.
+        raise TopologyError([Issue("error", (), "the file nests too deeply to be read",
+                                   "a topology is a few levels deep: flatten it", file, 1)]
+                            ) from None
+
+
+def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
+    try:
+        # One pass: compose the node tree, map its line numbers, then build the data (in
+        # that order: building merges `<<` keys into the tree, which would look repeated).
         loader = _Loader(text)
         try:
             root = loader.get_single_node()
+            lines = _LineMap(root)
             data = loader.construct_document(root) if root is not None else None
         finally:
             loader.dispose()
@@ -342,7 +361,6 @@ def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Is
     if not isinstance(data, dict):
         raise TopologyError([Issue("error", (), "the file is not a YAML mapping",
                                    "start from `wgbgp init`", file, 1)])
-    lines = _LineMap(root)
     errors = [
         Issue("error", loc, f"'{loc[-1]}' is declared twice (first on line {first}); "
               "YAML silently keeps only the last one",
