@@ -254,3 +254,25 @@ def test_rendered_inline_key_is_fed_to_syncconf_without_key_file():
     assert sync[6] == ""  # no key file: the inline key is in the file itself
     assert all(KEY not in " ".join(a) for a in m.log)
     assert sha256_text(key_conf) != sha256_text("old\n")
+
+
+def test_frr_running_without_bgpd_is_restarted(classic):
+    m = machine_with_key("laptop")
+    apply_machine(m, classic["laptop"])
+    m.log.clear()
+    # FRR runs (e.g. the user's own, for something else) but bgpd does not.
+    real = m.probe_output
+    m.probe_output = lambda args: real(args).replace("daemon\tbgpd\t102\n", "")
+    r = apply_machine(m, classic["laptop"])
+    assert [s.action for s in r.steps] == ["frr-restart"]
+    assert "/usr/lib/frr/frrinit.sh restart" in m.keys
+
+
+def test_apply_many_reports_each_machine(classic):
+    from wgbgp.apply.parallel import apply_many
+    good = machine_with_key("laptop")
+    bad = FakeMachine("friend")  # no key: preflight fails, the other machine is unaffected
+    res = apply_many([(good, classic["laptop"]), (bad, classic["friend"])])
+    assert list(res) == ["laptop", "friend"]
+    assert res["laptop"].ok and not res["friend"].ok
+    assert res["friend"].failed_step == "preflight"

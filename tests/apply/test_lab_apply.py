@@ -118,7 +118,11 @@ class Net:
             out = self.x[machine].run(["ip", "route", "show", prefix]).stdout
             if out.strip():
                 return out
-            assert time.monotonic() < deadline, f"{machine} never learned {prefix}"
+            if time.monotonic() > deadline:
+                dump = {m: self.x[m].run(["vtysh", "-c", "show bgp ipv4 unicast", "-c",
+                                          "show bgp summary"], check=False).stdout
+                        for m in self.x if m != "vps"}
+                raise AssertionError(f"{machine} never learned {prefix}: {dump}")
             time.sleep(0.3)
 
     def epoch(self, machine: str, address: str) -> Session:
@@ -314,6 +318,34 @@ def test_changing_announce_updates_only_what_must_change(net):
     assert "proto bgp" in net.wait_route("laptop", "100.100.103.0/24")
     for (m, a), e in epochs.items():
         assert net.epoch(m, a) == e, f"session {m}->{a} was reset"
+    # And back: the hub drops the prefix from AllowedIPs and its route.
+    results = net.apply(base)
+    assert results["friend"].steps == []
+    assert "100.100.103.0/24" not in net.x["vps"].run(["wg", "show", "wg-vps",
+                                                       "allowed-ips"]).stdout
+    assert net.x["vps"].run(["ip", "route", "show", "100.100.103.0/24"]).stdout == ""
+    for (m, a), e in epochs.items():
+        assert net.epoch(m, a) == e, f"session {m}->{a} was reset"
+
+
+def test_prefix_announced_before_the_filter_allows_it_still_arrives(net):
+    """FRR does not re-request routes when an inbound prefix-list widens; apply asks for
+    them (soft inbound clear), so the order in which machines are applied does not matter."""
+    base = net.topology(("laptop", "friend", "third"), peerings=PEERINGS)
+    net.apply(base)
+    net.wait_established("laptop", ["10.0.0.2", "10.0.0.3"])
+    session = net.epoch("laptop", "10.0.0.3")
+    changed = net.files(net.topology(("laptop", "friend", "third"), peerings=PEERINGS,
+                                     announce={"third": ["100.100.100.3/32",
+                                                         "100.100.104.0/24"]}))
+    for m in ("vps", "third"):  # third announces first; laptop's filter still refuses it
+        assert apply_machine(net.x[m], changed[m]).ok
+    time.sleep(3)
+    assert net.x["laptop"].run(["ip", "route", "show", "100.100.104.0/24"]).stdout == ""
+    assert apply_machine(net.x["laptop"], changed["laptop"]).ok
+    assert "proto bgp" in net.wait_route("laptop", "100.100.104.0/24", timeout=15)
+    assert net.epoch("laptop", "10.0.0.3") == session
+    net.apply(base)
 
 
 def test_down_removes_what_apply_installed_and_apply_brings_it_back(net):

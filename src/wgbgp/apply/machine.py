@@ -369,6 +369,9 @@ class _Runner:
         assert frr is not None
         delta, res = self._reload_to(frr.new_text)
         _check(res, "frr-reload.py", self._undo_reload)
+        if "==soft-in failed" in res.stdout:
+            self.notes.append("`clear bgp ipv4 unicast * soft in` failed after the reload: "
+                              "prefixes newly allowed in may arrive only after a session reset")
         if delta.empty:
             return "running config already matches: nothing reloaded", self._undo_reload
         return ("frr-reload.py applied " + f"{len(delta.delete)} deletion(s), "

@@ -179,7 +179,7 @@ exit 1
 
 # frr-reload.py on a staged copy (stdin), in a private confdir so that frr-reload never runs
 # `write` over /etc/frr/frr.conf. Args: test|reload. Prints the --test delta; in reload mode
-# applies it only when it is not empty.
+# applies it only when it is not empty, then asks peers to resend (soft inbound clear).
 FRR_RELOAD = PATH_LINE + r"""
 mode=$1
 base=/var/run/frr; [ -d "$base" ] || base=/tmp
@@ -198,6 +198,11 @@ if [ "$mode" = reload ] && grep -q '^Lines To' "$st/test.out"; then
     grep -v ' INFO: ' "$st/reload.out" >&2; exit 1
   fi
   echo "==reloaded"
+  # FRR 8.4 does not re-ask peers for routes when an inbound prefix-list changes: a
+  # prefix refused before (e.g. announced before our filter allowed it) would stay
+  # refused until the session resets. A soft inbound clear sends ROUTE-REFRESH instead;
+  # no session is reset.
+  vtysh -c 'clear bgp ipv4 unicast * soft in' >/dev/null 2>&1 || echo "==soft-in failed"
 fi
 """
 

@@ -13,10 +13,13 @@ part of a command (apply passes secrets only on stdin or reads them on the machi
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import re
 import shlex
+import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +111,9 @@ class SSHExecutor:
     env: dict[str, str] = field(default_factory=dict)
     connect_timeout: float = 15.0
     options: dict[str, Any] = field(default_factory=dict)  # more asyncssh.connect() options
+    # Makes the TCP connection (e.g. `netns_connector` for a lab's management network);
+    # called again for every reconnect. Host-key checks still use the target's host name.
+    sock_factory: Callable[[], socket.socket] | None = None
 
     def __post_init__(self) -> None:
         self._target = parse_target(self.target)
@@ -124,6 +130,10 @@ class SSHExecutor:
             kwargs["port"] = self._target.port
         if self.client_keys != ():
             kwargs["client_keys"] = self.client_keys
+        if self.sock_factory is not None:
+            loop = asyncio.get_running_loop()
+            kwargs["sock"] = await asyncio.wait_for(
+                loop.run_in_executor(None, self.sock_factory), self.connect_timeout)
         return await asyncio.wait_for(
             asyncssh.connect(self._target.host, known_hosts=self.known_hosts, **kwargs),
             self.connect_timeout)
@@ -219,6 +229,46 @@ def _text(data: Any) -> str:
     if isinstance(data, bytes):
         return data.decode("utf-8", errors="replace")
     return str(data)
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def netns_connector(netns: str | os.PathLike, host: str, port: int = 22,
+                    timeout: float = 10.0) -> Callable[[], socket.socket]:
+    """A sock_factory that opens the TCP connection from inside a network namespace (root).
+
+    A short-lived thread joins the namespace (setns affects only the calling thread), makes
+    the connection and exits; the socket stays in that namespace. This is how a process in
+    the host's namespace reaches, say, a lab machine on the lab's management network.
+    """
+    def connect() -> socket.socket:
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = os.open(netns, os.O_RDONLY)
+                try:
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        err = ctypes.get_errno()
+                        raise OSError(err, f"setns({netns}): {os.strerror(err)}")
+                finally:
+                    os.close(fd)
+                sock = socket.create_connection((host, port), timeout)
+                sock.settimeout(None)
+                box["sock"] = sock
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box["error"] = exc
+
+        t = threading.Thread(target=work, name="wgbgp-netns-connect")
+        t.start()
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box["sock"]
+
+    return connect
 
 
 def executors_for(targets: Sequence[tuple[str, str]], **kwargs: Any) -> list[SSHExecutor]:
