@@ -208,3 +208,11 @@ def test_parse_frr_reload_test_output():
     assert d.delete == ("router bgp 65010", " no neighbor 10.0.0.3 remote-as 1")
     assert d.add == ("ip prefix-list OWN seq 10 permit 1.2.3.0/24",)
     assert parse_frr_reload_test("").empty
+
+
+def test_mask_secrets_hides_frr_passwords():
+    text = "router bgp 1\n neighbor 10.0.0.2 password s3cr3t\n neighbor 10.0.0.2 remote-as 2\n" \
+           "password zebra\nenable password x\n"
+    masked = mask_secrets(text)
+    assert "s3cr3t" not in masked and "zebra" not in masked and "password x" not in masked
+    assert " neighbor 10.0.0.2 remote-as 2" in masked

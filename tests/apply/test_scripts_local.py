@@ -92,3 +92,11 @@ def test_install_preserves_owner_of_replaced_file(tmp_path):
     install(manifest, (b, 0o640, "y\n"))
     assert (b.stat().st_uid, b.stat().st_gid) == (st.st_uid, st.st_gid)
     assert stat.S_IMODE(b.stat().st_mode) == 0o640
+
+
+def test_probe_masks_frr_passwords_on_the_machine(tmp_path):
+    f = tmp_path / "frr.conf"
+    f.write_text("router bgp 1\n neighbor 10.0.0.2 password s3cr3t\n")
+    s = probe(X, files=[str(f)])
+    assert "s3cr3t" not in s.files[str(f)].text
+    assert " neighbor 10.0.0.2 password (hidden)" in s.files[str(f)].text

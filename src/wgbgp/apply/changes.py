@@ -33,9 +33,15 @@ WANTED_DAEMONS = ("bgpd", "staticd", "bfdd")
 Action = Literal["create", "update", "unchanged"]
 
 
+# FRR: `neighbor X password SECRET` (TCP-MD5), `password SECRET`, `enable password SECRET`.
+_FRR_PASSWORD = re.compile(
+    r"^([ \t]*(?:neighbor[ \t]+\S+[ \t]+|enable[ \t]+)?password[ \t]+)(\S.*)$", re.MULTILINE)
+
+
 def mask_secrets(text: str) -> str:
-    """Text with every private or preshared key value replaced by `(hidden)`."""
-    return _SECRET_LINE.sub(lambda m: f"{m.group(1)}{MASK}" if m.group(2) else m.group(0), text)
+    """Text with every private/preshared key and FRR password replaced by `(hidden)`."""
+    text = _SECRET_LINE.sub(lambda m: f"{m.group(1)}{MASK}" if m.group(2) else m.group(0), text)
+    return _FRR_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
 def mask_output(text: str) -> str:

@@ -29,6 +29,8 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C
 t='	'
 mask='s/^([[:space:]]*(PrivateKey|PresharedKey)[[:space:]]*=[[:space:]]*).+$/\1(hidden)/I'
+pw='s/^([[:space:]]*(neighbor[[:space:]]+[^[:space:]]+[[:space:]]+|enable[[:space:]]+)?'
+pw="${pw}password[[:space:]]+).+$/\1(hidden)/"
 for tool in wg wg-quick ip nft sysctl vtysh base64 sha256sum systemctl; do
   if command -v "$tool" >/dev/null 2>&1; then ok=1; else ok=0; fi
   echo "tool$t$tool$t$ok"
@@ -52,7 +54,7 @@ while [ $# -ge 2 ]; do
       mode=$(stat -c %a "$arg"); sum=$(sha256sum < "$arg"); sum=${sum%% *}
       echo "file$t$arg${t}1$t$mode$t$sum"
       if [ "$what" = F ]; then
-        sed -E "$mask" "$arg" | base64 | tr -d '\n'
+        sed -E -e "$mask" -e "$pw" "$arg" | base64 | tr -d '\n'
       else
         base64 < "$arg" | tr -d '\n'
       fi
