@@ -60,6 +60,13 @@ def test_classic_example_end_to_end(lab_name: str) -> None:
     names = [a["name"] for a in report["assertions"]]
     assert any("crosses the hub" in n for n in names)
     assert any("cannot be reached from the Internet" in n for n in names)
+    status = json.loads(wgbgp("lab", "status", "--name", lab_name, "--json").stdout)
+    assert status["topology"].endswith(f"/{lab_name}/topology.yaml")
+    laptop = status["machines"]["laptop"]
+    assert [n["state"] for n in laptop["bgp"]["neighbors"]] == ["Established"]
+    hub_peers = status["machines"]["vps"]["tunnels"][0]["peers"]
+    # Both clients sit behind one carrier: the hub sees one public address for both.
+    assert len({p["endpoint"].rsplit(":", 1)[0] for p in hub_peers}) == 1
     # Plain vtysh inside a node reaches that node's own FRR.
     summary = json.loads(wgbgp("lab", "exec", "--name", lab_name, "laptop", "--",
                                "vtysh", "-c", "show bgp summary json").stdout)

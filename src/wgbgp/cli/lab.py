@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import typer
 
-from ..lab.runner import LabError, require_lab, resolve_name, up
-from ..lab.selftest import run_selftest
+from ..lab.runner import LabError, lab_topology_path, require_lab, resolve_name, up
+from ..lab.selftest import lab_plans, run_selftest
 from ..lab.spec import LabSpecError
 from ..lab.state import LabExists, teardown
 from ..model.examples import classic_text
@@ -112,3 +113,33 @@ def lab_test(
             out.print(f"{mark} {r.name}: {r.detail}", markup=True)
         out.print(f"lab {lab.name!r}: " + ("all assertions hold" if ok else "FAILED"))
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command("status")
+def lab_status(
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Every machine: tunnels (endpoint as the hub sees it), BGP sessions, routes learned."""
+    from ..observe.exporter import peer_names
+    from ..observe.status import collect
+    from .observe import status_tables
+
+    _need_root()
+    try:
+        lab = require_lab(name)
+        plans = lab_plans(lab)
+    except (LabError, OSError) as exc:
+        fail(str(exc))
+    executors = {n: m.executor() for n, m in lab.machines.items()}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {n: pool.submit(collect, x, plans.get(n)) for n, x in executors.items()}
+        statuses = {n: f.result() for n, f in futures.items()}
+    names = peer_names(plans)
+    if as_json:
+        emit_json({"lab": lab.name, "topology": str(lab_topology_path(lab.name)),
+                   "machines": {n: s.to_json(names) for n, s in statuses.items()}})
+        return
+    out.print(f"lab {lab.name!r}: {len(statuses)} machines; topology {lab_topology_path(lab.name)}")
+    for s in statuses.values():
+        out.print(status_tables(s, names))
