@@ -422,3 +422,15 @@ def test_keygen_then_topology_then_render(tmp_path, topo):
     assert pub("n1") not in hub_conf
     assert sorted(os.listdir(keys)) == ["n1.key", "n1.pub", "n2.key", "n2.pub", "vps.key",
                                         "vps.pub"]
+
+
+def test_render_refuses_a_key_file_that_does_not_match_the_topology(tmp_path, topo):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "n1.key").write_text(keypair("someone-else")[0] + "\n")
+    out = tmp_path / "out"
+    result = run("render", topo(doc(2)), "--keys", keys, "--out", out)
+    assert result.exit_code == 2
+    assert "does not belong to n1" in result.stderr and pub("someone-else") in result.stderr
+    assert keypair("someone-else")[0] not in result.stdout + result.stderr
+    assert not out.exists()

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from confparse import wg_quick
 from typer.testing import CliRunner
 
@@ -61,11 +62,19 @@ def rendered(tmp_path_factory) -> Path:
         result = CliRunner().invoke(app, ["render", str(example), "--out",
                                           str(out / example.stem)])
         assert result.exit_code == 0, result.output
+        # The same topology with fresh key pairs: private keys in a key dir, their public
+        # keys in a copy of the file (render refuses a key that is not the declared one).
         keys = out / f"{example.stem}-keydir"
         keys.mkdir()
-        for machine in machines(example):
-            (keys / f"{machine}.key").write_text(generate_private_key() + "\n")
-        result = CliRunner().invoke(app, ["render", str(example), "--keys", str(keys),
+        d = yaml.safe_load(example.read_text())
+        for section in ("hubs", "nodes"):
+            for machine, settings in d[section].items():
+                private = generate_private_key()
+                (keys / f"{machine}.key").write_text(private + "\n")
+                settings["public_key"] = public_key(private)
+        copy = out / f"{example.stem}-keys.yaml"
+        copy.write_text(yaml.safe_dump(d))
+        result = CliRunner().invoke(app, ["render", str(copy), "--keys", str(keys),
                                           "--out", str(out / f"{example.stem}-keys")])
         assert result.exit_code == 0, result.output
     return out

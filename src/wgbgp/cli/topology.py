@@ -11,7 +11,7 @@ import typer
 from ..compile import Plan, compile_topology, peerings
 from ..model import Issue, Topology
 from ..model.examples import starter_text
-from ..model.keys import InvalidKey, decode_key
+from ..model.keys import InvalidKey, decode_key, public_key
 from ..render import RenderedFile, render_machine
 from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
 
@@ -112,7 +112,15 @@ def render_all(
     if issues:
         print_issues(issues)
         fail("cannot render without those public keys")
-    return {m: render_machine(plans[m], read_private_key(keys, m)) for m in machines}
+    privates = {m: read_private_key(keys, m) for m in machines}
+    for m, private in privates.items():
+        declared = {**topo.hubs, **topo.nodes}[m].public_key
+        if private and declared and public_key(private) != declared:
+            # Peers would expect the declared key: no handshake, ever (classic failure 4).
+            fail(f"{keys / (m + '.key')} does not belong to {m}: its public key is "
+                 f"{public_key(private)}, the topology declares {declared}",
+                 f"paste {public_key(private)} as {m}'s public_key, or use {m}'s own key file")
+    return {m: render_machine(plans[m], privates[m]) for m in machines}
 
 
 def render(
