@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 wgbgp=.venv/bin/wgbgp
-trap '$wgbgp lab down' EXIT
-$wgbgp lab up
-$wgbgp lab test
-$wgbgp lab status
+lab=${WGBGP_DEMO_LAB:-demo}
+trap '$wgbgp lab down --name "$lab"' EXIT
+$wgbgp lab up --name "$lab"
+$wgbgp lab test --name "$lab"
+$wgbgp lab status --name "$lab"
