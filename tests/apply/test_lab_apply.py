@@ -364,3 +364,20 @@ def test_down_removes_what_apply_installed_and_apply_brings_it_back(net):
     r = apply_machine(x, net.files(text)["friend"])
     assert r.ok and "frr-start" in [s.action for s in r.steps]
     net.wait_established("friend", ["10.0.0.10"])
+
+
+def test_down_on_the_hub_restores_forwarding_and_removes_its_table(net):
+    text = net.topology()
+    net.apply(text)
+    x = net.x["vps"]
+    assert x.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    r = down_machine(x)
+    assert r.ok, r.summary()
+    assert [s.action for s in r.steps] == ["wg-down", "nft-delete", "sysctl-restore",
+                                           "uninstall"]
+    assert not x.run(["nft", "list", "table", "inet", "wgbgp"], check=False).ok
+    assert x.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "0"
+    assert x.read_file("/etc/sysctl.d/90-wgbgp.conf") is None
+    assert x.read_file("/etc/wgbgp/nftables.nft") is None
+    assert apply_machine(x, net.files(text)["vps"]).ok
+    net.wait_established("laptop", ["10.0.0.2"])
