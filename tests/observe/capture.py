@@ -150,6 +150,35 @@ def f_wrong_key(rig: Rig):
     return inject, remove, lambda: sessions_down(rig)
 
 
+def f_udp_blocked_recent(rig: Rig):
+    """As udp_blocked, but the client's last handshake is still recent (< 180 s)."""
+    hub = rig.nodes["vps"].executor()
+    return (lambda: hub.run(["nft", "add table inet fault; add chain inet fault in "
+                             "{ type filter hook input priority -10; }; "
+                             "add rule inet fault in iifname c1 udp dport 51820 drop"]),
+            lambda: hub.run(["nft", "delete", "table", "inet", "fault"]),
+            lambda: (time.sleep(3) or True))
+
+
+def f_wrong_key_recent(rig: Rig):
+    """As wrong_key, but the client's last handshake is still recent (< 180 s)."""
+    hub = rig.nodes["vps"].executor()
+    k = key(rig, "laptop")
+    wrong = public_key(generate_private_key())
+
+    def inject():
+        hub.run(["wg", "set", "wg-vps", "peer", k, "remove"])
+        hub.run(["wg", "set", "wg-vps", "peer", wrong, "allowed-ips",
+                 "10.0.0.10/32,100.100.100.1/32"])
+
+    def remove():
+        hub.run(["wg", "set", "wg-vps", "peer", wrong, "remove"])
+        hub.run(["wg", "set", "wg-vps", "peer", k, "allowed-ips",
+                 "10.0.0.10/32,100.100.100.1/32"])
+
+    return inject, remove, lambda: (time.sleep(3) or True)
+
+
 def f_nat_expired(rig: Rig):
     """Client `laptop` behind a stateful firewall with a 3 s UDP timeout, no keepalive."""
     ex = rig.nodes["laptop"].executor()

@@ -197,7 +197,8 @@ class Rig:
             try:
                 states = [json.loads(self.vtysh(n, "show bgp summary json"))
                           for n in ("laptop", "friend")]
-                if all(p.get("state") == "Established"
+                # Established, and the neighbour's prefixes received.
+                if all(p.get("state") == "Established" and p.get("pfxRcd")
                        for s in states for p in s["ipv4Unicast"]["peers"].values()):
                     return True
             except (RuntimeError, KeyError, json.JSONDecodeError, Exception):

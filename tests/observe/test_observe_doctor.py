@@ -26,7 +26,9 @@ FAULTS = {
     "hub_allowedips_narrow": ("ALLOWEDIPS_NARROW", "vps"),
     "client_allowedips_narrow": ("ALLOWEDIPS_NARROW", "laptop"),
     "udp_blocked": ("UDP_BLOCKED", "laptop"),
+    "udp_blocked_recent": ("UDP_BLOCKED", "laptop"),  # handshake still < 180 s old
     "wrong_key": ("WG_KEY_MISMATCH", "vps"),
+    "wrong_key_recent": ("WG_KEY_MISMATCH", "vps"),
     "nat_expired": ("NAT_MAPPING_EXPIRED", "laptop"),
     "asn_mismatch": ("ASN_MISMATCH", "laptop"),
     "policy_missing": ("POLICY_MISSING", "laptop"),
@@ -79,6 +81,8 @@ PARTIAL = [
     ("udp_blocked", ("laptop",), "WG_NO_HANDSHAKE", "laptop"),
     ("udp_blocked", ("vps",), "CLIENT_UNREACHABLE", "laptop"),
     ("wrong_key", ("laptop",), "WG_NO_HANDSHAKE", "laptop"),
+    ("udp_blocked_recent", ("laptop",), "HUB_UNREACHABLE", "laptop"),
+    ("wrong_key_recent", ("laptop",), "HUB_UNREACHABLE", "laptop"),
     ("wrong_key", ("vps",), "WG_KEY_MISMATCH", "vps"),
     ("ttl1", ("laptop",), "BGP_TTL", "laptop"),
     ("ttl1", ("friend",), "BGP_SESSION_DOWN", "friend"),
@@ -102,15 +106,24 @@ def test_partial_view(name: str, view: tuple[str, ...], code: str, machine: str)
     assert set(report.unobserved) == set(plans) - set(view)
 
 
-def test_nat_expiry_needs_the_hubs_view() -> None:
-    """From the client alone a missing keepalive is a warning; the hub's failed probe
-    (sent before the client spoke) is what shows the mapping has expired."""
+def test_nat_expiry() -> None:
+    """The hub's probe, sent before the client speaks, shows the mapping gone; seen from
+    the client alone, a missing keepalive explains the flapping session."""
     obs, plans = scenario("nat_expired")
-    alone = diagnose(obs.only(("laptop",)), plans)
-    assert alone.healthy and alone.codes == ["WG_NO_KEEPALIVE"]
     full = diagnose(obs, plans)
     assert full.codes == ["NAT_MAPPING_EXPIRED"]
     assert any("before laptop sent anything" in e for e in full.findings[0].evidence)
+    for view in (("laptop",), ("laptop", "friend")):
+        assert diagnose(obs.only(view), plans).codes == ["NAT_MAPPING_EXPIRED"], view
+
+
+def test_missing_keepalive_alone_is_a_warning() -> None:
+    obs, plans = scenario("healthy")
+    obs = mutate(obs, "laptop", "wg", stdout(lambda s: re.sub(r"\t25$", "\toff", s,
+                                                              flags=re.M)))
+    report = diagnose(obs, plans)
+    assert report.healthy and report.codes == ["WG_NO_KEEPALIVE"]
+    assert "PersistentKeepalive = 25" in report.findings[0].fix
 
 
 def test_without_probes_the_snapshots_still_tell() -> None:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..apply.executor import Executor, LocalExecutor
 from ..compile import Plan, compile_topology
-from ..observe.doctor import Report, diagnose
+from ..observe.doctor import CODES, LAYERS, Report, diagnose
 from ..observe.exporter import DEFAULT_LISTEN, parse_listen, peer_names, registry_for
 from ..observe.gather import Observation, gather
 from ..observe.locate import locate
@@ -214,11 +214,15 @@ def doctor(
                                      "(keys redacted) to FILE, e.g. for a bug report."),
     replay: Path | None = typer.Option(None, "--from", help="Judge a saved observation "
                                        "instead of this machine."),
+    codes: bool = typer.Option(False, "--codes", help="List every finding code and exit."),
 ) -> None:
     """Find what is wrong, bottom-up (tunnel, forwarding, BGP, routes, MTU), and how to fix it.
 
     Exit 0 healthy, 1 problems found, 2 bad input.
     """
+    if codes:
+        _print_codes(as_json)
+        return
     if replay is not None:
         obs, plans = _load_observation(replay, topology)
     else:
@@ -240,6 +244,19 @@ def doctor(
     unhealthy = not report.healthy or (strict and any(c.verdict == "warn"
                                                       for c in report.checks))
     raise typer.Exit(EXIT_UNHEALTHY if unhealthy else EXIT_OK)
+
+
+def _print_codes(as_json: bool) -> None:
+    if as_json:
+        emit_json([{"code": c.name, "layer": LAYERS[c.layer], "meaning": c.meaning}
+                   for c in CODES.values()])
+        return
+    table = Table(title="doctor finding codes, bottom-up", title_justify="left")
+    for col in ("layer", "code", "meaning"):
+        table.add_column(col)
+    for c in sorted(CODES.values(), key=lambda c: c.layer):
+        table.add_row(LAYERS[c.layer], c.name, c.meaning)
+    out.print(table)
 
 
 def _load_observation(path: Path, topology: Path | None

@@ -496,54 +496,101 @@ class _Doctor:
             age = peer.handshake_age(status.time)
             hub_ping = self.probe(c, "hub", hub)
             recent = age is not None and age <= REJECT_AFTER_TIME
-            # A probe that got an answer proves the tunnel (it may have made a fresh
-            # handshake); without one, a recent handshake is the best evidence.
-            tunnel_works = recent or bool(hub_ping and hub_ping.ok)
+            # A probe's answer is the proof (it may even have made a fresh handshake);
+            # without a probe, a recent handshake is the best evidence there is.
+            works = hub_ping.ok if hub_ping else recent
             ev = [f"{c}: latest handshake with {hub} {_age(age)}",
                   f"{c}: {peer.tx_bytes} bytes sent to {hub}, {peer.rx_bytes} received",
                   f"{c}: endpoint {peer.endpoint or '(none)'}"]
             if hub_ping:
                 ev.append(hub_ping.evidence())
-            if tunnel_works:
+            delta = self.hub_rx_delta(hub, tunnel, c)
+            if delta is not None:
+                ev.append(f"{hub}: received {delta} bytes from {c} while {c} probed it")
+            if works:
                 self.ok("WG_NO_HANDSHAKE", c, subject,
-                        f"{c} has a WireGuard session with {hub} (handshake {_age(age)})", ev)
-            else:
-                cause = self._no_handshake_cause(c, hub, tunnel, peer)
-                if cause:
-                    self.tunnel_fault[c] = cause
-                    self.skip("WG_NO_HANDSHAKE", c, subject, cause)
-                    continue
-                if peer.keepalive is None and age is not None and hub_ping is None:
-                    self.tunnel_fault[c] = self.nat_expired(c, hub, peer, age, ev)
-                    continue
-                if hub_seen:
-                    hub_view, _ = self.client_peer(hub, tunnel, c)
-                    hub_age = hub_view.handshake_age(self.st[hub].time) if hub_view else None
-                    iface_h = self.st[hub].interface(tunnel.interface)
-                    self.tunnel_fault[c] = self.add(
-                        "UDP_BLOCKED", c, subject, "fail",
-                        f"{c}'s WireGuard packets do not reach {hub}: keys, endpoint and "
-                        f"listen port are right, yet there is no handshake",
-                        [*ev, f"{hub}: listens on UDP {iface_h.listen_port if iface_h else '?'}"
-                              f", has {c}'s key, its latest handshake with {c} "
-                              f"{_age(hub_age)}"],
-                        f"let UDP to {peer.endpoint} through: a firewall on {c}'s network, "
-                        f"its carrier, or {hub}'s provider/firewall (`nft list ruleset`, "
-                        f"cloud security group) drops it; open UDP port "
-                        f"{peer.endpoint.rsplit(':', 1)[-1] if peer.endpoint else '51820'} "
-                        f"inbound on {hub}")
-                else:
-                    self.tunnel_fault[c] = self.add(
-                        "WG_NO_HANDSHAKE", c, subject, "fail",
-                        f"{c} has no working WireGuard session with {hub}", ev,
-                        f"check, in order: {hub} is up and wg-quick runs there; {c}'s "
-                        f"[Peer] Endpoint is {hub}'s public address:port; {hub} has {c}'s "
-                        f"public key and {c} has {hub}'s; UDP to that port is not blocked. "
-                        f"Run doctor with {hub} reachable to tell these apart")
+                        f"{c} has a working tunnel to {hub} (handshake {_age(age)})", ev)
+                self.keepalive(c, hub, tunnel, peer, age)
                 continue
-            self.keepalive(c, hub, tunnel, peer, age)
-            if hub_ping and not hub_ping.ok:
-                self.hub_ping_failed(c, hub, tunnel, hub_ping)
+            cause = (self._no_handshake_cause(c, hub, tunnel, peer)
+                     or self._hub_ping_cause(c, hub, tunnel))
+            if cause:
+                self.tunnel_fault[c] = cause
+                self.skip("WG_NO_HANDSHAKE", c, subject, cause)
+                continue
+            if peer.keepalive is None and age is not None and not recent and hub_ping is None:
+                self.tunnel_fault[c] = self.nat_expired(c, hub, peer, age, ev)
+                continue
+            if hub_seen and (not recent or delta == 0):
+                self.tunnel_fault[c] = self.udp_blocked(c, hub, tunnel, peer, recent, ev)
+            elif recent:
+                arriving = bool(delta)
+                self.tunnel_fault[c] = self.add(
+                    "HUB_UNREACHABLE", c, subject, "fail",
+                    (f"{hub} receives {c}'s packets but its tunnel address does not answer"
+                     if arriving else
+                     f"{c}'s session with {hub} is {_age(age)} old, but {hub} does not "
+                     f"answer through it"),
+                    ev,
+                    (f"on {hub}: check the tunnel address is on {tunnel.interface} and no "
+                     f"firewall drops ICMP from the tunnel (`nft list ruleset`)"
+                     if arriving else
+                     f"UDP to {peer.endpoint} may be blocked since the last handshake, or "
+                     f"{hub} restarted or drops ICMP from the tunnel. Run doctor with {hub} "
+                     f"reachable to tell these apart"))
+            else:
+                self.tunnel_fault[c] = self.add(
+                    "WG_NO_HANDSHAKE", c, subject, "fail",
+                    f"{c} has no working WireGuard session with {hub}", ev,
+                    f"check, in order: {hub} is up and wg-quick runs there; {c}'s "
+                    f"[Peer] Endpoint is {hub}'s public address:port; {hub} has {c}'s "
+                    f"public key and {c} has {hub}'s; UDP to that port is not blocked. "
+                    f"Run doctor with {hub} reachable to tell these apart")
+
+    def hub_rx_delta(self, hub: str, tunnel: Tunnel, c: str) -> int | None:
+        """Bytes the hub received from `c` while the probes ran (None: not measured)."""
+        if not self.observed(hub):
+            return None
+        after = self.obs.wg_after(hub)
+        key = self.exp.public_key(c)
+        before_if = self.st[hub].interface(tunnel.interface)
+        after_if = next((i for i in after or () if i.name == tunnel.interface), None)
+        if not key or before_if is None or after_if is None:
+            return None
+        b, a = before_if.peer(key), after_if.peer(key)
+        return a.rx_bytes - b.rx_bytes if a and b else None
+
+    def udp_blocked(self, c: str, hub: str, tunnel: Tunnel, peer: WgPeer, recent: bool,
+                    ev: list[str]) -> Check:
+        hub_view, _ = self.client_peer(hub, tunnel, c)
+        hub_age = hub_view.handshake_age(self.st[hub].time) if hub_view else None
+        iface_h = self.st[hub].interface(tunnel.interface)
+        port = peer.endpoint.rsplit(":", 1)[-1] if peer.endpoint else "51820"
+        return self.add(
+            "UDP_BLOCKED", c, f"tunnel to {hub}", "fail",
+            f"{c}'s WireGuard packets do not reach {hub}: keys, endpoint and listen port "
+            f"are right, yet " + ("nothing from it arrives" if recent
+                                  else "there is no handshake"),
+            [*ev, f"{hub}: listens on UDP {iface_h.listen_port if iface_h else '?'}, has "
+                  f"{c}'s key, its latest handshake with {c} {_age(hub_age)}"],
+            f"let UDP to {peer.endpoint} through: a firewall on {c}'s network, its "
+            f"carrier, or {hub}'s provider/firewall (`nft list ruleset`, cloud security "
+            f"group) drops it; open UDP port {port} inbound on {hub}")
+
+    def _hub_ping_cause(self, c: str, hub: str, tunnel: Tunnel) -> Check | None:
+        """A configuration fact that keeps the hub's tunnel address from answering `c`."""
+        for key in (("WG_ADDRESS_MISSING", c, f"interface {tunnel.interface}"),
+                    ("WG_ADDRESS_MISSING", hub, f"interface {tunnel.interface}")):
+            if key in self._seen:
+                return self._seen[key]
+        hub_addr = str(self.exp.tunnel_address(hub, tunnel.interface))
+        own_addr = str(self.exp.tunnel_address(c, tunnel.interface))
+        for key in ((c, hub), (hub, c)):
+            nar = self.narrow.get(key)
+            if nar and any(n.prefixlen == 32 and str(n.network_address) in (hub_addr, own_addr)
+                           for n in self.narrow_missing[key]):
+                return nar
+        return None
 
     def tunnel_from_hub(self, c: str, hub: str, tunnel: Tunnel) -> None:
         """A client we cannot inspect, judged from the hub's side."""
@@ -635,29 +682,25 @@ class _Doctor:
                  [*ev, *([from_hub.evidence()] if from_hub else [])],
                  f"on {c}: `PersistentKeepalive = {want}` for {hub} (wgbgp apply)")
 
-    def hub_ping_failed(self, c: str, hub: str, tunnel: Tunnel, ping: ProbeResult) -> None:
-        subject = f"tunnel to {hub}"
-        if c in self.tunnel_fault:  # e.g. NAT_MAPPING_EXPIRED, found just before
-            self.skip("HUB_UNREACHABLE", c, subject, self.tunnel_fault[c])
-            return
-        for key in (("WG_ADDRESS_MISSING", c, f"interface {tunnel.interface}"),
-                    ("WG_ADDRESS_MISSING", hub, f"interface {tunnel.interface}")):
-            if key in self._seen:
-                self.tunnel_fault[c] = self._seen[key]
-                self.skip("HUB_UNREACHABLE", c, subject, self._seen[key])
-                return
-        for key in ((c, hub), (hub, c)):
-            nar = self.narrow.get(key)
-            if nar and nar.layer == 1:
-                self.tunnel_fault[c] = nar
-                self.skip("HUB_UNREACHABLE", c, subject, nar)
-                return
-        self.tunnel_fault[c] = self.add(
-            "HUB_UNREACHABLE", c, subject, "fail",
-            f"{c}'s tunnel to {hub} is up but {ping.spec.target} does not answer",
-            [ping.evidence()],
-            f"on {hub}: check the tunnel address is on {tunnel.interface} and no firewall "
-            f"drops ICMP from the tunnel (`nft list ruleset`)")
+    def keepalive_suspect(self, machines: Iterable[str], symptom: str) -> Check | None:
+        """A client without keepalive explains an otherwise unexplained failure between
+        it and others: its NAT mapping comes and goes. Upgrade its warning to the cause."""
+        for m in machines:
+            key = next((k for k in self._seen if k[0] == "WG_NO_KEEPALIVE" and k[1] == m
+                        and self._seen[k].verdict == "warn"), None)
+            if key is None:
+                continue
+            warning = self._seen.pop(key)
+            self.checks.remove(warning)
+            hub = key[2].removeprefix("tunnel to ")
+            tunnel = next(t for t in self.plans[m].tunnels if t.hub == hub)
+            peer, _ = self.hub_peer(m, tunnel)
+            assert peer is not None
+            check = self.nat_expired(m, hub, peer, peer.handshake_age(self.st[m].time),
+                                     list(warning.evidence), [symptom])
+            self.tunnel_fault[m] = check
+            return check
+        return None
 
     # layer 2: through the hub
     def overlay(self, c: str) -> None:
@@ -678,7 +721,9 @@ class _Doctor:
                             f"{s.peer}'s tunnel address answers {c} through {hub}",
                             [ping.evidence()])
                 continue
-            cause = self.path_cause(c, s, hub)
+            cause = self.path_cause(c, s, hub) or self.keepalive_suspect(
+                (c, s.peer), f"{c}: {s.peer}'s tunnel address does not answer: "
+                             f"{ping.detail}")
             if cause:
                 self.path_fault.setdefault(pair, cause)
                 self.skip("PEER_UNREACHABLE", c, subject, cause)
@@ -868,6 +913,10 @@ class _Doctor:
                 else None
             if m is not None:
                 ev.append(f"{y}: {m.address} state {m.state}")
+        suspect = self.keepalive_suspect((x, y), f"{x}: session with {y} is "
+                                                 f"{n.state if n else 'missing'}")
+        if suspect:
+            return suspect
         return self.add(
             "BGP_SESSION_DOWN", x, subject, "fail",
             f"{x}'s session with {y} is {n.state if n else 'missing'}", ev,
@@ -1055,6 +1104,8 @@ class _Doctor:
                     if any(p in missing for p in (target_prefix, source_prefix) if p):
                         cause = self.narrow[key]
                         break
+        if cause is None:
+            cause = self.keepalive_suspect((c, s.peer), ping.evidence())
         if cause is not None:
             self.skip("ANNOUNCED_UNREACHABLE", c, subject, cause)
             return

@@ -23,7 +23,8 @@ from ..apply.executor import Executor
 from ..compile.plan import Plan
 from .expect import Expected
 from .probe import ICMP_OVERHEAD, ProbeResult, ProbeSpec, run_probe
-from .status import MachineStatus, Snapshot, snapshot, status_from_snapshot
+from .status import COMMANDS, MachineStatus, Output, Snapshot, _run, snapshot, status_from_snapshot
+from .wireguard import DumpError, WgInterface, parse_dump, redact_dump
 
 OBSERVATION_SCHEMA = "wgbgp.observation/1"
 # Smallest packet the search tries: IPv6 needs 1280, nothing sane goes below 576.
@@ -44,6 +45,17 @@ class Observation:
         if not self.statuses:
             self.statuses.update({m: _named(status_from_snapshot(s), m)
                                   for m, s in self.snapshots.items()})
+
+    def wg_after(self, machine: str) -> tuple[WgInterface, ...] | None:
+        """The machine's WireGuard state read again after the probes (hubs only)."""
+        snap = self.snapshots.get(machine)
+        out = snap.outputs.get("wg_after") if snap else None
+        if out is None or not out.ok:
+            return None
+        try:
+            return parse_dump(out.stdout)
+        except DumpError:
+            return None
 
     def probes_from(self, machine: str) -> tuple[ProbeResult, ...]:
         return tuple(p for p in self.probes if p.spec.machine == machine)
@@ -192,4 +204,10 @@ def gather(executors: Mapping[str, Executor], plans: Mapping[str, Plan] | None =
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for res in pool.map(probe_client, clients):
             results += res
+    # What reached the hub from each client while they probed it (UDP blocked or not).
+    for hub in hubs:
+        out = _run(executors[hub], COMMANDS["wg"], 10)
+        snaps[hub] = Snapshot(hub, snaps[hub].taken_at, {
+            **snaps[hub].outputs,
+            "wg_after": Output(out.argv, out.returncode, redact_dump(out.stdout), out.stderr)})
     return Observation(snaps, tuple(results), obs.unobserved, statuses)

@@ -1,0 +1,363 @@
+"""Doctor, status and exporter on a real lab: the classic example behind a real CG-NAT.
+
+The issue's proof: inject each classic fault into a healthy lab, run doctor exactly as on
+real machines (every machine's executor, probes included), assert it names that fault by
+its code and reports no other failure, remove the fault, and assert healthy again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from wgbgp.apply.executor import Executor
+from wgbgp.compile import Plan, compile_topology
+from wgbgp.lab.build import Lab, open_lab
+from wgbgp.lab.runner import up
+from wgbgp.lab.state import teardown
+from wgbgp.model import parse
+from wgbgp.model.examples import classic_text
+from wgbgp.model.keys import generate_private_key, public_key
+from wgbgp.observe.doctor import Report, diagnose
+from wgbgp.observe.expect import Expected
+from wgbgp.observe.gather import gather
+from wgbgp.observe.status import collect
+
+pytestmark = pytest.mark.lab
+
+TOOLS = ("ip", "nft", "nsenter", "unshare", "wg", "wg-quick", "wireguard-go", "vtysh", "ping",
+         "bash", "timeout")
+
+
+@dataclass
+class ClassicLab:
+    lab: Lab
+    plans: dict[str, Plan]
+    topology_path: str
+
+    @property
+    def executors(self) -> dict[str, Executor]:
+        return {n: m.executor() for n, m in self.lab.machines.items()}
+
+    def x(self, machine: str) -> Executor:
+        return self.lab.machines[machine].executor()
+
+    def net(self, short: str) -> Executor:
+        return self.lab.netns_executor(short)
+
+    def key(self, machine: str) -> str:
+        k = Expected(self.plans).public_key(machine)
+        assert k
+        return k
+
+    def address(self, machine: str) -> str:
+        return str(Expected(self.plans).tunnel_address(machine))
+
+    def vtysh(self, machine: str, *lines: str) -> str:
+        argv = ["vtysh"]
+        for line in lines:
+            argv += ["-c", line]
+        return self.x(machine).run(argv).stdout
+
+    def configure(self, machine: str, *lines: str) -> None:
+        asn = self.plans[machine].bgp.asn  # type: ignore[union-attr]
+        self.vtysh(machine, "configure terminal", f"router bgp {asn}", *lines)
+
+    def doctor(self) -> Report:
+        return diagnose(gather(self.executors, self.plans), self.plans)
+
+    def neighbor(self, machine: str, peer: str) -> dict:
+        data = json.loads(self.vtysh(machine, "show bgp summary json"))
+        return data["ipv4Unicast"]["peers"][self.address(peer)]
+
+
+@pytest.fixture(scope="module")
+def classic() -> Iterator[ClassicLab]:
+    if os.geteuid() != 0:
+        pytest.skip("lab tests need root")
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"lab tests need: {', '.join(missing)}")
+    name = f"obs{os.getpid() % 100000}"
+    topo, _ = parse(classic_text(), "classic.yaml")
+    report = up(topo, name=name, timeout=90)
+    try:
+        lab = open_lab(name)
+        assert lab is not None
+        text = report.topology_path.read_text()
+        plans = compile_topology(parse(text, str(report.topology_path))[0])
+        yield ClassicLab(lab, plans, str(report.topology_path))
+    finally:
+        teardown(name)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(1)
+
+
+def summary(report: Report) -> str:
+    return "; ".join(f"{c.verdict} {c.code}@{c.machine}: {c.message}" for c in report.findings)
+
+
+def assert_names(report: Report, code: str, machine: str) -> None:
+    assert report.findings, "doctor found nothing"
+    first = report.findings[0]
+    assert (first.code, first.machine) == (code, machine), summary(report)
+    fails = {c.ref for c in report.checks if c.verdict == "fail"}
+    assert fails == {f"{code}@{machine}"}, summary(report)
+
+
+def healthy_again(lab: ClassicLab, timeout: float = 90) -> None:
+    last: list[Report] = []
+
+    def ok() -> bool:
+        last[:] = [lab.doctor()]
+        return last[0].healthy and not last[0].findings
+
+    try:
+        wait_for("a healthy network", ok, timeout)
+    except AssertionError:
+        raise AssertionError("not healthy again: " + summary(last[0])) from None
+
+
+def test_healthy_lab_status_matches_topology(classic: ClassicLab) -> None:
+    healthy_again(classic)
+    for name, plan in classic.plans.items():
+        status = collect(classic.x(name), plan)
+        (iface,) = status.interfaces
+        assert iface.name == plan.tunnels[0].interface
+        assert len(iface.peers) == len(plan.tunnels[0].peers)
+        for p in iface.peers:
+            assert p.handshake_age(status.time) is not None
+        if plan.bgp is None:
+            assert status.bgp is None and not status.bgp_asked
+            continue
+        assert status.bgp is not None and status.bgp.asn == plan.bgp.asn
+        for s in plan.bgp.sessions:
+            n = status.bgp.neighbor(str(s.peer_address))
+            assert n is not None and n.established and n.prefixes_received == len(s.accept)
+        assert {r.prefix for r in status.bgp.routes if r.installed} == {
+            str(p) for s in plan.bgp.sessions for p in s.accept}
+
+
+def machine_cli(lab: ClassicLab, machine: str, *args: str) -> subprocess.CompletedProcess:
+    """`wgbgp ARGS` run inside a lab machine, as its owner would run it there."""
+    prefix = lab.lab.machines[machine].prefix()
+    return subprocess.run([*prefix, sys.executable, "-m", "wgbgp", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_status_and_doctor_inside_a_machine(classic: ClassicLab) -> None:
+    res = machine_cli(classic, "laptop", "status", classic.topology_path, "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["machine"] == "laptop" and "recognised by" in res.stderr
+    (n,) = data["bgp"]["neighbors"]
+    assert (n["name"], n["state"]) == ("friend", "Established")
+    assert data["tunnels"][0]["peers"][0]["name"] == "vps"
+    res = machine_cli(classic, "laptop", "doctor", classic.topology_path, "--json")
+    report = json.loads(res.stdout)
+    assert res.returncode == 0 and report["healthy"], res.stdout
+    assert report["unobserved"] == ["vps", "friend"]
+    res = machine_cli(classic, "vps", "doctor", classic.topology_path)
+    assert res.returncode == 0, res.stdout
+
+
+def test_exporter_scraped_over_http(classic: ClassicLab) -> None:
+    prefix = classic.lab.machines["laptop"].prefix()
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "wgbgp", "exporter",
+                             classic.topology_path, "--listen", "127.0.0.1:9586"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        fetch = ("import urllib.request,time\n"
+                 "for _ in range(50):\n"
+                 "    try:\n"
+                 "        print(urllib.request.urlopen('http://127.0.0.1:9586/metrics')"
+                 ".read().decode()); break\n"
+                 "    except OSError: time.sleep(0.2)\n")
+        text = classic.x("laptop").run([sys.executable, "-c", fetch]).stdout
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert 'wgbgp_up{machine="laptop"} 1.0' in text
+    assert 'wgbgp_bgp_session_up{machine="laptop",name="friend"' in text
+    line = next(ln for ln in text.splitlines()
+                if ln.startswith("wgbgp_bgp_prefixes_received{"))
+    assert line.endswith(" 1.0")
+    age = next(ln for ln in text.splitlines()
+               if ln.startswith("wgbgp_wireguard_handshake_age_seconds{"))
+    assert 'name="vps"' in age and float(age.split()[-1]) < 180
+
+
+# -- the ten faults -----------------------------------------------------------------------
+
+def fault_hub_not_forwarding(lab: ClassicLab):
+    hub = lab.x("vps")
+    return (lambda: hub.run(["sysctl", "-qw", "net.ipv4.ip_forward=0"]),
+            lambda: hub.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
+            ("HUB_NOT_FORWARDING", "vps"))
+
+
+def fault_no_multihop(lab: ClassicLab):
+    def inject():
+        lab.configure("laptop", "no neighbor MESH ebgp-multihop")
+        lab.vtysh("laptop", "clear bgp *")
+        wait_for("the session to drop",
+                 lambda: lab.neighbor("laptop", "friend")["state"] != "Established")
+
+    def remove():
+        lab.configure("laptop", "neighbor MESH ebgp-multihop 2")
+        lab.vtysh("laptop", "clear bgp *")
+
+    return inject, remove, ("BGP_TTL", "laptop")
+
+
+def fault_hub_allowedips(lab: ClassicLab):
+    hub, k = lab.x("vps"), lab.key("laptop")
+    full = ",".join(str(n) for n in next(p for p in lab.plans["vps"].tunnels[0].peers
+                                         if p.name == "laptop").allowed_ips)
+    return (lambda: hub.run(["wg", "set", "wg-vps", "peer", k, "allowed-ips",
+                             f"{lab.address('laptop')}/32"]),
+            lambda: hub.run(["wg", "set", "wg-vps", "peer", k, "allowed-ips", full]),
+            ("ALLOWEDIPS_NARROW", "vps"))
+
+
+def fault_udp_blocked(lab: ClassicLab):
+    carrier = lab.net("carrier-cgnat")
+    laptop = lab.lab.plan.address["laptop"]
+    return (lambda: carrier.run(["nft", f"add table inet fault; add chain inet fault fwd "
+                                 f"{{ type filter hook forward priority -10; }}; "
+                                 f"add rule inet fault fwd ip saddr {laptop} udp dport 51820 "
+                                 f"drop"]),
+            lambda: carrier.run(["nft", "delete", "table", "inet", "fault"]),
+            ("UDP_BLOCKED", "laptop"))
+
+
+def fault_wrong_key(lab: ClassicLab):
+    hub, k = lab.x("vps"), lab.key("laptop")
+    wrong = public_key(generate_private_key())
+    allowed = ",".join(str(n) for n in next(p for p in lab.plans["vps"].tunnels[0].peers
+                                            if p.name == "laptop").allowed_ips)
+
+    def inject():
+        hub.run(["wg", "set", "wg-vps", "peer", k, "remove"])
+        hub.run(["wg", "set", "wg-vps", "peer", wrong, "allowed-ips", allowed])
+
+    def remove():
+        hub.run(["wg", "set", "wg-vps", "peer", wrong, "remove"])
+        hub.run(["wg", "set", "wg-vps", "peer", k, "allowed-ips", allowed])
+
+    return inject, remove, ("WG_KEY_MISMATCH", "vps")
+
+
+def fault_asn_mismatch(lab: ClassicLab):
+    friend = lab.address("friend")
+    return (lambda: lab.configure("laptop", f"neighbor {friend} remote-as 65099"),
+            lambda: lab.configure("laptop", f"neighbor {friend} remote-as 65020"),
+            ("ASN_MISMATCH", "laptop"))
+
+
+def fault_policy_missing(lab: ClassicLab):
+    friend = lab.address("friend")
+    af = "address-family ipv4 unicast"
+
+    def inject():
+        lab.configure("laptop", af, "no neighbor MESH prefix-list OWN out",
+                      f"no neighbor {friend} prefix-list FROM-friend in")
+        lab.vtysh("laptop", "clear bgp * soft")
+        wait_for("no prefixes", lambda: not lab.neighbor("laptop", "friend").get("pfxRcd"))
+
+    def remove():
+        lab.configure("laptop", af, "neighbor MESH prefix-list OWN out",
+                      f"neighbor {friend} prefix-list FROM-friend in")
+        lab.vtysh("laptop", "clear bgp * soft")
+
+    return inject, remove, ("POLICY_MISSING", "laptop")
+
+
+def fault_mtu_blackhole(lab: ClassicLab):
+    carrier = lab.net("carrier-cgnat")
+    laptop = lab.lab.plan.address["laptop"]
+    rules = (f"add table inet fault; add chain inet fault fwd "
+             f"{{ type filter hook forward priority -10; }}; "
+             f"add rule inet fault fwd ip saddr {laptop} meta length > 1400 drop; "
+             f"add rule inet fault fwd ip daddr {laptop} meta length > 1400 drop")
+    return (lambda: carrier.run(["nft", rules]),
+            lambda: carrier.run(["nft", "delete", "table", "inet", "fault"]),
+            ("MTU_BLACKHOLE", "laptop"))
+
+
+def fault_frr_down(lab: ClassicLab):
+    laptop = lab.x("laptop")
+    return (lambda: laptop.run(["/usr/lib/frr/frrinit.sh", "stop"]),
+            lambda: laptop.run(["/usr/lib/frr/frrinit.sh", "start"]),
+            ("BGP_DAEMON_DOWN", "laptop"))
+
+
+FAULTS = {
+    "hub_not_forwarding": fault_hub_not_forwarding,
+    "no_multihop": fault_no_multihop,
+    "hub_allowedips": fault_hub_allowedips,
+    "udp_blocked": fault_udp_blocked,
+    "wrong_key": fault_wrong_key,
+    "asn_mismatch": fault_asn_mismatch,
+    "policy_missing": fault_policy_missing,
+    "mtu_blackhole": fault_mtu_blackhole,
+    "frr_down": fault_frr_down,
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_named_then_healthy(classic: ClassicLab, fault: str) -> None:
+    inject, remove, (code, machine) = FAULTS[fault](classic)
+    healthy_again(classic)
+    inject()
+    try:
+        assert_names(classic.doctor(), code, machine)
+    finally:
+        remove()
+    healthy_again(classic)
+
+
+def test_nat_mapping_expired(classic: ClassicLab) -> None:
+    """No keepalive and a carrier that forgets UDP mappings after 3 s: the hub's probe,
+    sent before the client speaks, finds the mapping gone. The moment matters (BGP
+    keepalives reopen the mapping every 10 s), so doctor gets a few tries."""
+    laptop, carrier = classic.x("laptop"), classic.net("carrier-cgnat")
+    hub_key = classic.key("vps")
+    timeouts = ("net.netfilter.nf_conntrack_udp_timeout",
+                "net.netfilter.nf_conntrack_udp_timeout_stream")
+    healthy_again(classic)
+    laptop.run(["wg", "set", "wg-vps", "peer", hub_key, "persistent-keepalive", "0"])
+    carrier.run(["sysctl", "-qw", *(f"{t}=3" for t in timeouts)])
+    reports = []
+    try:
+        time.sleep(5)
+        for _ in range(8):
+            report = classic.doctor()
+            reports.append(report)
+            fails = {c.ref for c in report.checks if c.verdict == "fail"}
+            if fails:
+                assert_names(report, "NAT_MAPPING_EXPIRED", "laptop")
+                break
+            assert report.codes == ["WG_NO_KEEPALIVE"], summary(report)
+            time.sleep(2)
+        else:
+            raise AssertionError("never caught the expired mapping: "
+                                 + " | ".join(summary(r) for r in reports))
+    finally:
+        laptop.run(["wg", "set", "wg-vps", "peer", hub_key, "persistent-keepalive", "25"])
+        carrier.run(["sysctl", "-qw", *(f"{t}=30" for t in timeouts)])
+    healthy_again(classic)
