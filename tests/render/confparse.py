@@ -34,7 +34,8 @@ def frr(text: str) -> dict:
         s = line.strip()
         if m := re.fullmatch(r"ip route (\S+) blackhole 250", s):
             got["statics"].append(m.group(1))
-        elif m := re.fullmatch(r"ip prefix-list (\S+) seq (\d+) (permit|deny) (\S+)", s):
+        elif m := re.fullmatch(r"ip prefix-list (\S+) seq (\d+) (permit|deny) (\S+(?: le \d+)?)",
+                               s):
             got["prefix_lists"].setdefault(m.group(1), []).append(
                 (int(m.group(2)), m.group(3), m.group(4)))
         elif m := re.fullmatch(r"router bgp (\d+)", s):
@@ -53,4 +54,10 @@ def frr(text: str) -> dict:
             got["networks"].append(m.group(1))
         elif m := re.fullmatch(r"neighbor (\S+) prefix-list (\S+) (in|out)", s):
             got[m.group(3)][m.group(1)] = m.group(2)
+        elif m := re.fullmatch(r"neighbor (\S+) route-map (\S+) (in|out)", s):
+            got.setdefault("route_maps", {}).setdefault(m.group(3), {})[m.group(1)] = m.group(2)
+        elif m := re.fullmatch(r"neighbor (\S+) maximum-prefix (\d+) restart (\d+)", s):
+            got.setdefault("max_prefix", {})[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+        elif m := re.fullmatch(r"neighbor (\S+) password (\S+)", s):
+            got.setdefault("passwords", {})[m.group(1)] = m.group(2)
     return got

@@ -94,7 +94,12 @@ def test_frr_client():
     assert got["prefix_lists"] == {
         "OWN": [(5, "permit", "100.100.100.1/32"), (10, "permit", "192.168.10.0/24")],
         "FROM-n2": [(5, "permit", "100.64.2.0/24")],
+        "NEVER": [(5, "permit", "0.0.0.0/0"), (10, "permit", "10.0.0.0/24 le 32"),
+                  (15, "permit", "100.100.100.1/32"), (20, "permit", "192.168.10.0/24 le 32")],
     }
+    assert got["route_maps"] == {"in": {"MESH": "IMPORT"}}
+    assert got["max_prefix"] == {"10.0.0.3": (11, 5)}
+    assert "passwords" not in got
     assert got["neighbors"] == {"10.0.0.3": {"asn": 65002, "group": "MESH",
                                              "description": "n2"}}
     assert got["group"]["ebgp-multihop"] == "2"

@@ -7,12 +7,30 @@ from ipaddress import IPv4Interface, IPv4Network
 from itertools import combinations
 
 from ..model.addressing import allocate
-from ..model.schema import Topology
-from .plan import BgpSession, BgpSpeaker, Plan, Tunnel, TunnelPeer
+from ..model.schema import Node, Secret, Topology
+from .plan import BgpSession, BgpSpeaker, Plan, SecretRef, Tunnel, TunnelPeer
 
 # A client->client session crosses one router (the hub), which decrements TTL once.
 MESH_MULTIHOP = 2
 ANY = ("0.0.0.0/0", "::/0")
+# Prefixes a peer may send beyond what it declares before its session is closed, unless
+# the node sets max_prefixes: room for a mistake, none for a flood.
+PREFIX_MARGIN = 10
+
+
+def import_limit(node: Node) -> int:
+    """How many prefixes a peer accepts from `node` before it closes the session."""
+    if node.max_prefixes is not None:
+        return node.max_prefixes
+    return len(node.announce) + PREFIX_MARGIN
+
+
+def secret_ref(secret: Secret | None, a: str, b: str, what: str) -> SecretRef | None:
+    """Where the secret of the session or tunnel between a and b is read, if it has one."""
+    if secret is None:
+        return None
+    kind, name = secret.for_pair(a, b)
+    return SecretRef(kind, name, f"{what} {'-'.join(sorted((a, b)))}")
 
 
 def interface_name(hub: str) -> str:
@@ -48,29 +66,47 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
             name=name,
             public_key=node.public_key,
             allowed_ips=(IPv4Network(addresses[name]), *node.announce),
+            preshared_key=secret_ref(net.preshared_key, hub_name, name, "preshared key of tunnel"),
         )
         for name, node in topology.nodes.items()
     )
+    exit_sources = tuple(
+        p for name, node in topology.nodes.items() if node.exit and hub.exit
+        for p in (IPv4Network(addresses[name]), *node.announce))
     plans[hub_name] = Plan(
         machine=hub_name, network=net.name, role="hub",
         tunnels=(Tunnel(iface, hub_name, IPv4Interface(f"{addresses[hub_name]}/{prefixlen}"),
                         net.mtu, hub_peers, listen_port=hub.port),),
-        bgp=None, ip_forward=True,
+        bgp=None, ip_forward=True, exit_sources=exit_sources,
     )
     for name, node in topology.nodes.items():
         to_hub = TunnelPeer(hub_name, hub.public_key, ANY, endpoint=hub.endpoint,
-                            keepalive=net.keepalive)
+                            keepalive=net.keepalive,
+                            preshared_key=secret_ref(net.preshared_key, hub_name, name,
+                                                     "preshared key of tunnel"))
         tunnel = Tunnel(iface, hub_name, IPv4Interface(f"{addresses[name]}/{prefixlen}"),
                         net.mtu, (to_hub,), table_off=True)
-        sessions = tuple(
-            BgpSession(peer, addresses[peer], topology.nodes[peer].asn, iface, MESH_MULTIHOP,
-                       tuple(topology.nodes[peer].announce))
-            for peer in neighbours[name]
-        )
-        bgp = BgpSpeaker(node.asn, addresses[name], tuple(node.announce), sessions)
+        sessions = tuple(_session(topology, name, peer, addresses, iface)
+                         for peer in neighbours[name])
+        bgp = BgpSpeaker(node.asn, addresses[name], tuple(node.announce), sessions,
+                         reject=(net.overlay, *node.announce), originate_le=node.more_specifics)
         plans[name] = Plan(name, net.name, "client", (tunnel,), bgp,
                            ip_forward=_routes_a_lan(node.announce))
     return plans
+
+
+def _session(topology: Topology, name: str, peer: str, addresses: dict, iface: str
+             ) -> BgpSession:
+    """`name`'s session with `peer`: import exactly what `peer` declares, at most its limit."""
+    other = topology.nodes[peer]
+    return BgpSession(
+        peer, addresses[peer], other.asn, iface, MESH_MULTIHOP, tuple(other.announce),
+        accept_le=tuple(other.more_specifics if other.more_specifics is not None
+                        and other.more_specifics > p.prefixlen else None
+                        for p in other.announce),
+        max_prefixes=import_limit(other),
+        password=secret_ref(topology.network.bgp_password, name, peer, "BGP password of session"),
+    )
 
 
 def _routes_a_lan(prefixes: Iterable[IPv4Network]) -> bool:

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
 KEY_DIR = "/etc/wgbgp/keys"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret the renderer needs, by where it is read (never the secret itself).
+
+    `kind` is "file" (a path on the machine running wgbgp, relative ones from the topology
+    file's directory) or "env" (a variable of wgbgp's environment); `what` says what it is
+    for, in messages.
+    """
+
+    kind: Literal["file", "env"]
+    name: str
+    what: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return f"{'file ' if self.kind == 'file' else '$'}{self.name}"
 
 
 @dataclass(frozen=True)
@@ -18,6 +35,7 @@ class TunnelPeer:
     allowed_ips: tuple[IPv4Network | str, ...]
     endpoint: str | None = None
     keepalive: int | None = None
+    preshared_key: SecretRef | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,16 @@ class BgpSession:
     interface: str
     multihop: int | None
     accept: tuple[IPv4Network, ...]
+    # Per `accept` entry: the longest more-specific also accepted (None: exactly it).
+    accept_le: tuple[int | None, ...] = ()
+    # Accepted prefixes past which we close the session (None: no limit).
+    max_prefixes: int | None = None
+    password: SecretRef | None = None  # TCP-MD5
+
+    def import_filter(self) -> tuple[tuple[IPv4Network, int | None], ...]:
+        """(prefix, longest accepted length or None) for each prefix we accept."""
+        les = self.accept_le or (None,) * len(self.accept)
+        return tuple(zip(self.accept, les, strict=True))
 
 
 @dataclass(frozen=True)
@@ -54,6 +82,11 @@ class BgpSpeaker:
     router_id: IPv4Address
     originate: tuple[IPv4Network, ...]
     sessions: tuple[BgpSession, ...]
+    # Never accepted from any neighbour, nor any more-specific of them: our tunnels'
+    # overlay and our own prefixes (the default route is never accepted either).
+    reject: tuple[IPv4Network, ...] = ()
+    # The longest more-specific of our own prefixes we may export (None: exactly them).
+    originate_le: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,8 @@ class Plan:
     tunnels: tuple[Tunnel, ...]
     bgp: BgpSpeaker | None
     ip_forward: bool
+    # Hubs: tunnel sources whose traffic may leave for the Internet (masqueraded).
+    exit_sources: tuple[IPv4Network, ...] = ()
 
     @property
     def key_file(self) -> str:

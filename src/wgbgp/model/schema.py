@@ -12,7 +12,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
 from .keys import InvalidKey, decode_key
@@ -107,6 +107,46 @@ def _check_announce(value: IPv4Network) -> IPv4Network:
     return value
 
 
+# A secret is named, never written: `{file: PATH}` or `{env: NAME}`, read by wgbgp on the
+# machine that runs it (render/apply/lab), at render time. "{pair}" in either stands for the
+# two machines of a session or tunnel, sorted and joined by '-' ("friend-laptop"; in an
+# environment variable name upper-cased with '_': "FRIEND_LAPTOP"), so each pair can have
+# its own secret from one declaration.
+PAIR = "{pair}"
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+SECRET_FIX = ("keep the secret in a file (mode 0600) or an environment variable and name it "
+              "here, e.g. {file: \"/etc/wgbgp/bgp-{pair}.secret\"} or {env: WGBGP_BGP_PASSWORD}")
+
+
+def _secret_problem(value: object) -> tuple[str, str] | None:
+    """Why `value` cannot name a secret, or None. Never quotes the value: it may be one."""
+    if not isinstance(value, dict):
+        return ("a secret itself does not belong in the topology file (its value is not "
+                "repeated here)",
+                SECRET_FIX + "; and since it was written here, change it")
+    unknown = [str(k) for k in value if k not in ("file", "env")]
+    if unknown:
+        return (f"unknown key {unknown[0]!r}: a secret is named by 'file' or 'env'",
+                SECRET_FIX)
+    given = [k for k in ("file", "env") if value.get(k) is not None]
+    if len(given) != 1:
+        return ("name exactly one of 'file' or 'env'", SECRET_FIX)
+    (kind,) = given
+    name = value[kind]
+    if not isinstance(name, str) or not name.strip():
+        return (f"'{kind}' must be a {'path' if kind == 'file' else 'variable name'}",
+                SECRET_FIX)
+    if kind == "file" and ("/" not in name or any(c.isspace() for c in name)):
+        return ("'file' must be a path such as /etc/wgbgp/bgp.secret or ./bgp.secret; "
+                "this looks like the secret itself",
+                SECRET_FIX + "; and since it was written here, change it")
+    if kind == "env" and not ENV_NAME_RE.match(name.replace(PAIR, "PAIR")):
+        return ("'env' must be an environment variable name (A-Z, 0-9, '_', optionally "
+                "{pair}); this looks like the secret itself",
+                SECRET_FIX + "; and since it was written here, change it")
+    return None
+
+
 NodeName = Annotated[str, AfterValidator(lambda v: _check_name(v, NODE_NAME_MAX))]
 HubName = Annotated[str, AfterValidator(lambda v: _check_name(v, HUB_NAME_MAX))]
 PublicKey = Annotated[str, AfterValidator(_check_public_key)]
@@ -120,6 +160,30 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Secret(Section):
+    """Where wgbgp reads a secret when it renders: a file, or an environment variable, on
+    the machine that runs wgbgp. The topology holds only this name, never the secret."""
+
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_not_written(cls, value: object) -> object:
+        problem = _secret_problem(value)
+        if problem:
+            raise invalid(*problem)
+        return value
+
+    def for_pair(self, a: str, b: str) -> tuple[Literal["file", "env"], str]:
+        """(kind, name) for the session or tunnel between machines a and b."""
+        pair = "-".join(sorted((a, b)))
+        if self.file is not None:
+            return "file", self.file.replace(PAIR, pair)
+        assert self.env is not None
+        return "env", self.env.replace(PAIR, pair.upper().replace("-", "_"))
+
+
 class Network(Section):
     name: NodeName
     overlay: IPv4Network
@@ -127,6 +191,11 @@ class Network(Section):
     mode: Literal["mesh"] = "mesh"
     mtu: int = Field(1420, ge=1280, le=9000, strict=True)
     keepalive: int = Field(25, ge=1, le=3600, strict=True)
+    # TCP-MD5 (RFC 2385) on every BGP session, read when rendering; see Secret.
+    bgp_password: Secret | None = None
+    # A WireGuard preshared key on every client-hub tunnel (a second, symmetric layer of
+    # encryption), read when rendering; see Secret.
+    preshared_key: Secret | None = None
 
 
 class Hub(Section):
@@ -134,6 +203,8 @@ class Hub(Section):
     address: IPv4Address | None = None
     public_key: PublicKey | None = None
     ssh: str | None = None
+    # Forward (masqueraded) traffic from nodes that ask for an exit to the Internet.
+    exit: bool = Field(False, strict=True)
 
     @property
     def port(self) -> int:
@@ -150,6 +221,14 @@ class Node(Section):
     public_key: PublicKey | None = None
     announce: list[Announce] = Field(default_factory=list)
     ssh: str | None = None
+    # Peers also accept more-specifics of this node's prefixes, up to this length (left
+    # out: exactly the announced prefixes).
+    more_specifics: int | None = Field(None, ge=1, le=32, strict=True)
+    # How many prefixes a peer accepts from this node before it closes the session
+    # (left out: the number announced plus a margin).
+    max_prefixes: int | None = Field(None, ge=1, le=1_000_000, strict=True)
+    # Send Internet traffic through a hub that offers an exit (hubs.*.exit).
+    exit: bool = Field(False, strict=True)
 
 
 class LabCarrier(Section):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterator
 from ipaddress import IPv4Network
 
 from .addressing import OverlayFull, allocate
 from .issues import Issue
 from .keys import InvalidKey, public_key
-from .schema import Topology
+from .schema import PAIR, Topology
 
 MESH_SESSIONS_HINT = 30  # clients past which a full mesh gets heavy
 
@@ -17,7 +18,8 @@ MESH_SESSIONS_HINT = 30  # clients past which a full mesh gets heavy
 def check(topology: Topology) -> list[Issue]:
     """Every error and warning in a schema-valid topology."""
     return [*_names(topology), *_addresses(topology), *_asns(topology), *_prefixes(topology),
-            *_keys(topology), *_peerings(topology), *_lab(topology), *_lints(topology)]
+            *_keys(topology), *_peerings(topology), *_lab(topology), *_lints(topology),
+            *_policy(topology), *_exits(topology), *_secrets(topology)]
 
 
 def _err(loc, message, fix="") -> Issue:
@@ -219,3 +221,65 @@ def _lints(t: Topology) -> Iterator[Issue]:
         n = len(t.nodes)
         yield _warn(("network", "mode"), f"a full mesh of {n} clients needs {n * (n - 1) // 2} "
                     "BGP sessions", "list only the peerings you need under 'peerings'")
+
+
+def _policy(t: Topology) -> Iterator[Issue]:
+    """The import-policy knobs must make sense for what the node declares."""
+    for name, node in t.nodes.items():
+        if node.more_specifics is not None:
+            loc = ("nodes", name, "more_specifics")
+            if not node.announce:
+                yield _warn(loc, f"{name} announces nothing, so more_specifics has no effect",
+                            "remove it, or list the prefixes under 'announce'")
+            for prefix in node.announce:
+                if prefix.prefixlen > node.more_specifics:
+                    yield _err(loc, f"more_specifics /{node.more_specifics} is shorter than "
+                               f"the announced {prefix}",
+                               f"use a length from /{prefix.prefixlen} to /32, or leave it out")
+                    break
+        if node.max_prefixes is not None and node.max_prefixes < len(node.announce):
+            yield _err(("nodes", name, "max_prefixes"),
+                       f"max_prefixes {node.max_prefixes} is below the {len(node.announce)} "
+                       "prefixes this node announces: its sessions would close at once",
+                       f"use at least {len(node.announce)}, or leave it out")
+
+
+def _exits(t: Topology) -> Iterator[Issue]:
+    exits = [name for name, hub in t.hubs.items() if hub.exit]
+    wanted = [name for name, node in t.nodes.items() if node.exit]
+    if not exits:
+        for name in wanted:
+            yield _err(("nodes", name, "exit"),
+                       f"{name} asks for an exit to the Internet, but no hub provides one",
+                       "set 'exit: true' on the hub that should forward its Internet traffic, "
+                       "or remove 'exit' here")
+    elif not wanted:
+        for name in exits:
+            yield _warn(("hubs", name, "exit"), f"hub {name} offers an exit no node uses",
+                        "set 'exit: true' on the nodes that may use it, or remove it here")
+
+
+# user:password@host: a password where only a login belongs.
+_SSH_PASSWORD = re.compile(r"^(?:ssh://)?[^@/\s]*:[^@]*@")
+
+
+def _secrets(t: Topology) -> Iterator[Issue]:
+    """Secrets where they do not belong, and secrets shared wider than they should be."""
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            if m.ssh and _SSH_PASSWORD.match(m.ssh):
+                yield _err((section, name, "ssh"),
+                           "the SSH target holds a password (user:password@host); passwords "
+                           "never belong in the topology (it is not repeated here)",
+                           "write user@host and log in with an SSH key; change that password")
+    net = t.network
+    for field, what in (("bgp_password", "BGP session"), ("preshared_key", "tunnel")):
+        secret = getattr(net, field)
+        if secret is None:
+            continue
+        named = secret.file if secret.file is not None else secret.env
+        if named is not None and PAIR not in named and len(t.nodes) > 1:
+            yield _warn(("network", field), f"every {what} shares one secret, so every node "
+                        f"knows the secret of every other {what}",
+                        f"put {PAIR} in the name to give each {what} its own, e.g. "
+                        f"/etc/wgbgp/{field.replace('_', '-')}-{PAIR}.secret")

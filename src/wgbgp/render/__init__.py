@@ -2,12 +2,17 @@
 
 from .files import (
     RenderedFile,
+    SecretError,
+    Secrets,
+    check_secret,
     render_frr,
     render_machine,
     render_nftables,
     render_sysctl,
     render_wireguard,
+    secrets_needed,
 )
 
-__all__ = ["RenderedFile", "render_frr", "render_machine", "render_nftables", "render_sysctl",
-           "render_wireguard"]
+__all__ = ["RenderedFile", "SecretError", "Secrets", "check_secret", "render_frr",
+           "render_machine", "render_nftables", "render_sysctl", "render_wireguard",
+           "secrets_needed"]

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from ipaddress import IPv4Network
 
 import jinja2
 
 from ..compile.mesh import MESH_MULTIHOP
-from ..compile.plan import Plan, Tunnel
+from ..compile.plan import Plan, SecretRef, Tunnel
+from ..model.keys import InvalidKey, decode_key
 
 WIREGUARD_DIR = "/etc/wireguard"
 FRR_CONF = "/etc/frr/frr.conf"
 SYSCTL_CONF = "/etc/sysctl.d/90-wgbgp.conf"
 NFTABLES_CONF = "/etc/wgbgp/nftables.nft"
+# Minutes before a session closed for sending too many prefixes is tried again.
+MAX_PREFIX_RESTART = 5
+# What a TCP-MD5 password may hold: printable, no spaces or comment marks (it becomes one
+# word on an frr.conf line), at most the kernel's 80 bytes.
+_PASSWORD = re.compile(r"^[A-Za-z0-9_.,:;@%+=/^~*()\[\]{}<>?&$-]{1,80}$")
+
+# Secrets the renderer inlines, by where they are read. The caller reads them (I/O) and
+# passes them in: see `secrets_needed`.
+Secrets = Mapping[SecretRef, str]
+
+
+class SecretError(ValueError):
+    """A secret a plan needs is missing or malformed. The message never holds its value."""
+
+    def __init__(self, ref: SecretRef, problem: str) -> None:
+        super().__init__(f"{ref.what or 'secret'} ({ref}): {problem}")
+        self.ref = ref
 
 
 @dataclass(frozen=True)
@@ -24,10 +45,46 @@ class RenderedFile:
     text: str
     mode: int = 0o644
     kind: str = ""  # wireguard, frr, sysctl, nftables
+    # It holds a secret (private or preshared key, password): never print it.
+    holds_secret: bool = False
 
     @property
     def secret(self) -> bool:
         return self.mode & 0o077 == 0
+
+
+def secrets_needed(plan: Plan) -> tuple[SecretRef, ...]:
+    """Every secret rendering this machine's files needs, each once, in order."""
+    refs = [p.preshared_key for t in plan.tunnels for p in t.peers if p.preshared_key]
+    if plan.bgp is not None:
+        refs += [s.password for s in plan.bgp.sessions if s.password]
+    return tuple(dict.fromkeys(refs))
+
+
+def check_secret(ref: SecretRef, value: str) -> str:
+    """The secret, checked for what it is used as; SecretError (without it) otherwise."""
+    if ref.what.startswith("preshared key"):
+        try:
+            decode_key(value)
+        except InvalidKey as exc:
+            raise SecretError(ref, f"not a WireGuard preshared key ({exc}); make one with "
+                              "`wg genpsk`") from None
+        return value.strip()
+    if not _PASSWORD.match(value):
+        raise SecretError(ref, "a BGP password is 1 to 80 characters: letters, digits and "
+                          "_.,:;@%+=/^~*()[]{}<>?&$- (no spaces, '!' or '#')")
+    return value
+
+
+def _lookup(secrets: Secrets | None, ref: SecretRef) -> str:
+    if secrets is None or ref not in secrets:
+        raise SecretError(ref, "not read (wgbgp reads it when rendering, where it runs)")
+    return check_secret(ref, secrets[ref])
+
+
+def _le(prefix: IPv4Network, longest: int | None) -> str:
+    """` le N` when more-specifics up to /N are meant, else nothing."""
+    return f" le {longest}" if longest is not None and longest > prefix.prefixlen else ""
 
 
 @cache
@@ -42,21 +99,28 @@ def _env() -> jinja2.Environment:
     )
 
 
-def render_wireguard(plan: Plan, tunnel: Tunnel, private_key: str | None = None) -> RenderedFile:
-    """The wg-quick config of one tunnel. With a private key it is inlined, else read at PostUp."""
+def render_wireguard(plan: Plan, tunnel: Tunnel, private_key: str | None = None,
+                     secrets: Secrets | None = None) -> RenderedFile:
+    """The wg-quick config of one tunnel. With a private key it is inlined, else read at PostUp.
+    Preshared keys (from `secrets`) are inlined: the file is 0600 root like a key file."""
+    psks = {p.name: _lookup(secrets, p.preshared_key) for p in tunnel.peers if p.preshared_key}
     text = _env().get_template("wg-quick.conf.j2").render(
-        plan=plan, tunnel=tunnel, private_key=private_key)
+        plan=plan, tunnel=tunnel, private_key=private_key, psks=psks)
     # Always 0600: wg-quick warns on anything wider, and a key may be inlined.
-    return RenderedFile(f"{WIREGUARD_DIR}/{tunnel.interface}.conf", text, 0o600, "wireguard")
+    return RenderedFile(f"{WIREGUARD_DIR}/{tunnel.interface}.conf", text, 0o600, "wireguard",
+                        holds_secret=bool(private_key or psks))
 
 
-def render_frr(plan: Plan) -> RenderedFile | None:
-    """frr.conf for a machine that speaks BGP; None for one that does not (a mesh hub)."""
+def render_frr(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | None:
+    """frr.conf for a machine that speaks BGP; None for one that does not (a mesh hub).
+    TCP-MD5 passwords (from `secrets`) are inlined: the file is 0640, group frr."""
     if plan.bgp is None:
         return None
     text = _env().get_template("frr.conf.j2").render(
-        plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP)
-    return RenderedFile(FRR_CONF, text, 0o640, "frr")
+        plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP, le=_le,
+        secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART)
+    return RenderedFile(FRR_CONF, text, 0o640, "frr",
+                        holds_secret=any(s.password for s in plan.bgp.sessions))
 
 
 def render_sysctl(plan: Plan) -> RenderedFile:
@@ -73,8 +137,13 @@ def render_nftables(plan: Plan) -> RenderedFile | None:
                         0o644, "nftables")
 
 
-def render_machine(plan: Plan, private_key: str | None = None) -> list[RenderedFile]:
-    """Every file one machine needs, in the order apply installs them."""
-    files = [render_wireguard(plan, t, private_key) for t in plan.tunnels]
-    files += [f for f in (render_frr(plan), render_sysctl(plan), render_nftables(plan)) if f]
+def render_machine(plan: Plan, private_key: str | None = None,
+                   secrets: Secrets | None = None) -> list[RenderedFile]:
+    """Every file one machine needs, in the order apply installs them.
+
+    `secrets` holds the value of every secret in `secrets_needed(plan)`; SecretError names
+    the first one missing or malformed (never its value)."""
+    files = [render_wireguard(plan, t, private_key, secrets) for t in plan.tunnels]
+    frr = render_frr(plan) if secrets is None else render_frr(plan, secrets)
+    files += [f for f in (frr, render_sysctl(plan), render_nftables(plan)) if f]
     return files
