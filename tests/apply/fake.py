@@ -30,6 +30,7 @@ class FakeMachine:
     log: list[tuple[str, ...]] = field(default_factory=list)
     stdins: list[str] = field(default_factory=list)
     prev: dict[str, tuple[str, int]] = field(default_factory=dict)
+    services: list[tuple[str, str]] = field(default_factory=list)  # (verb, how) FRR was run
 
     def __post_init__(self) -> None:
         self.files.setdefault("/etc/frr/daemons", (DEBIAN_DAEMONS, 0o640))
@@ -135,8 +136,9 @@ class FakeMachine:
             self.interfaces[argv[-1]] = (1420, [])
             return self.ok(argv, "", "[!] Missing WireGuard kernel module. Falling back to slow "
                                      "userspace implementation.")
-        if key in ("/usr/lib/frr/frrinit.sh start", "systemctl start"):
+        if key == "wgbgp-frr-service":  # MANIFEST HOW VERB SYSTEMD TENTHS ASN
             self.frr_running = True
+            self.services.append((argv[6], "systemd" if argv[7] == "1" else "frrinit"))
         if key in ("/usr/lib/frr/frrinit.sh stop", "systemctl stop"):
             self.frr_running = False
         if key == "nft -f":

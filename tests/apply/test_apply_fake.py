@@ -26,8 +26,8 @@ def test_fresh_client_runs_every_step_in_order(classic):
     assert r.ok, r.summary()
     assert [s.action for s in r.steps] == ["validate", "write", "sysctl", "wg-up", "frr-start"]
     assert m.keys == ["wgbgp-probe", "wgbgp-validate", "wgbgp-install", "wgbgp-sysctl",
-                      "wg-quick up", "wgbgp-note", "/usr/lib/frr/frrinit.sh start",
-                      "wgbgp-frr-wait", "rm -f"]
+                      "wg-quick up", "wgbgp-frr-service", "rm -f"]
+    assert m.services == [("start", "frrinit")]
     assert "bgpd=yes" in m.files["/etc/frr/daemons"][0]
     assert m.files["/etc/wireguard/wg-vps.conf"][1] == 0o600
     assert any("wireguard-go" in n for n in r.notes)
@@ -170,7 +170,7 @@ def test_systemd_units_are_enabled_once(classic):
     r = apply_machine(m, classic["laptop"])
     assert r.steps[-1].action == "enable"
     assert m.enabled_units == {"wg-quick@wg-vps", "frr"}
-    assert "systemctl start" in m.keys  # FRR started through its unit
+    assert m.services == [("start", "systemd")]  # FRR started through its unit
     r = apply_machine(m, classic["laptop"])
     assert r.steps == []
 
@@ -265,7 +265,7 @@ def test_frr_running_without_bgpd_is_restarted(classic):
     m.probe_output = lambda args: real(args).replace("daemon\tbgpd\t102\n", "")
     r = apply_machine(m, classic["laptop"])
     assert [s.action for s in r.steps] == ["frr-restart"]
-    assert "/usr/lib/frr/frrinit.sh restart" in m.keys
+    assert m.services[-1] == ("restart", "frrinit")
 
 
 def test_apply_many_reports_each_machine(classic):

@@ -34,8 +34,10 @@ Action = Literal["create", "update", "unchanged"]
 
 
 # FRR: `neighbor X password SECRET` (TCP-MD5), `password SECRET`, `enable password SECRET`.
+# Also `no neighbor X password SECRET`, as frr-reload.py prints a changed one.
 _FRR_PASSWORD = re.compile(
-    r"^([ \t]*(?:neighbor[ \t]+\S+[ \t]+|enable[ \t]+)?password[ \t]+)(\S.*)$", re.MULTILINE)
+    r"^([ \t]*(?:no[ \t]+)?(?:neighbor[ \t]+\S+[ \t]+|enable[ \t]+)?password[ \t]+)(\S.*)$",
+    re.MULTILINE)
 
 
 def mask_secrets(text: str) -> str:
@@ -351,5 +353,5 @@ def parse_frr_reload_test(stdout: str) -> FrrDelta:
         elif stripped == "Lines To Add":
             target = add
         elif target is not None and stripped and set(stripped) != {"="}:
-            target.append(line.rstrip())
+            target.append(mask_secrets(line.rstrip()))  # a changed password shows in both
     return FrrDelta(tuple(delete), tuple(add))

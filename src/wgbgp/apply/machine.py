@@ -43,9 +43,8 @@ from .executor import CommandFailed, CommandResult, Executor
 from .probe import MANIFEST, PENDING, SYSCTL_BEFORE, MachineState, ProbeError, probe
 from .scripts import (
     FRR_RELOAD,
-    FRR_WAIT,
+    FRR_SERVICE,
     INSTALL,
-    NOTE_FRR,
     RESTORE,
     SYSCTL,
     UNINSTALL,
@@ -334,25 +333,24 @@ class _Runner:
         extra = [line for line in res.stdout.splitlines() if line.startswith("route ")]
         return "; ".join([f"wg syncconf {iface}", *(f"{o} {a}" for o, a in p["ops"]), *extra]), undo
 
-    def _wait_bgpd(self, asn: int | None) -> CommandResult:
+    def _service(self, verb: str, how: str, asn: int | None) -> CommandResult:
+        """`frrinit.sh VERB` (or `systemctl VERB frr`), then wait for bgpd: one command."""
         tenths = str(int(FRR_START_TIMEOUT * 10))
-        return _sh(self.x, FRR_WAIT, "wgbgp-frr-wait", tenths, "" if asn is None else str(asn),
-                   check=False, timeout=FRR_START_TIMEOUT + 30)
+        return _sh(self.x, FRR_SERVICE, "wgbgp-frr-service", MANIFEST, how, verb,
+                   "1" if self.state.systemd else "0", tenths, "" if asn is None else str(asn),
+                   check=False, timeout=FRR_START_TIMEOUT + 150)
 
     def frr_start(self, step: Step) -> tuple[str, Callable[[], None]]:
-        _sh(self.x, NOTE_FRR, "wgbgp-note", MANIFEST, "started", check=False)
-        argv = _frr_service(self.state, "start")
-
         def undo() -> None:
             self.x.run(_frr_service(self.state, "stop"), check=False, timeout=120)
 
-        _check(self.x.run(argv, check=False, timeout=120), " ".join(argv), undo)
-        _check(self._wait_bgpd(step.params.get("asn")), "waiting for bgpd", undo)
+        argv = _frr_service(self.state, "start")
+        _check(self._service("start", "started", step.params.get("asn")), " ".join(argv), undo)
         return " ".join(argv), undo
 
-    def _reload_to(self, text: str) -> tuple[FrrDelta, CommandResult]:
+    def _reload_to(self, text: str, note: bool = False) -> tuple[FrrDelta, CommandResult]:
         running = self.x.run(["vtysh", "-c", "show running-config"]).stdout
-        res = _sh(self.x, FRR_RELOAD, "wgbgp-frr-reload", "reload",
+        res = _sh(self.x, FRR_RELOAD, "wgbgp-frr-reload", "reload", *([MANIFEST] if note else []),
                   input=pin_os_lines(text, running), check=False, timeout=300)
         return parse_frr_reload_test(res.stdout.split("==reload", 1)[0]), res
 
@@ -364,10 +362,9 @@ class _Runner:
         _check(res, "frr-reload.py (previous config)")
 
     def frr_reload(self, step: Step) -> tuple[str, Callable[[], None]]:
-        _sh(self.x, NOTE_FRR, "wgbgp-note", MANIFEST, "preexisting", check=False)
         frr = self.plan.changes.get(FRR_CONF)
         assert frr is not None
-        delta, res = self._reload_to(frr.new_text)
+        delta, res = self._reload_to(frr.new_text, note=True)
         _check(res, "frr-reload.py", self._undo_reload)
         if "==soft-in failed" in res.stdout:
             self.notes.append("`clear bgp ipv4 unicast * soft in` failed after the reload: "
@@ -378,10 +375,9 @@ class _Runner:
                 f"{len(delta.add)} addition(s)\n" + delta.text()), self._undo_reload
 
     def frr_restart(self, step: Step) -> tuple[str, Callable[[], None]]:
-        _sh(self.x, NOTE_FRR, "wgbgp-note", MANIFEST, "preexisting", check=False)
         argv = _frr_service(self.state, "restart")
-        _check(self.x.run(argv, check=False, timeout=180), " ".join(argv), self._undo_reload)
-        _check(self._wait_bgpd(step.params.get("asn")), "waiting for bgpd", self._undo_reload)
+        _check(self._service("restart", "preexisting", step.params.get("asn")), " ".join(argv),
+               self._undo_reload)
         return " ".join(argv), self._undo_reload
 
     def enable(self, step: Step) -> tuple[str, Callable[[], None]]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 PATH_LINE = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export LC_ALL=C\n"
 SANITISE = (r"""sed -E -e 's/`[^`]*`/`(hidden)`/g' """
-            r"""-e 's/^([[:space:]]*(PrivateKey|PresharedKey)[[:space:]]*=).*/\1 (hidden)/I'""")
+            r"""-e 's/^([[:space:]]*(PrivateKey|PresharedKey)[[:space:]]*=).*/\1 (hidden)/I' """
+            r"""-e 's/(password[[:space:]]+)[^[:space:]]+/\1(hidden)/g'""")
 
 # Stage each file (stdin: one base64 line per `KIND NAME` pair) and check it with its own
 # tool, before anything on the machine is touched.
@@ -25,7 +26,7 @@ while [ $# -ge 2 ]; do
   case $kind in
   frr)
     if ! out=$(vtysh --dryrun --inputfile "$f" 2>&1); then
-      echo "FRR rejects $name:"; printf '%s\n' "$out" | sed 's/^/  /'; rc=1
+      echo "FRR rejects $name:"; printf '%s\n' "$out" | SANITISE | sed 's/^/  /'; rc=1
     fi ;;
   nftables)
     if ! out=$(nft -c -f "$f" 2>&1); then
@@ -159,10 +160,16 @@ fi
 echo "synced $iface"
 """.replace("SANITISE", SANITISE)
 
-# Poll until bgpd has loaded the config (watchfrr starts daemons, then runs `vtysh -b`).
-# Args: TIMEOUT_TENTHS ASN (empty ASN: wait for bgpd's pid only).
-FRR_WAIT = PATH_LINE + r"""
-n=$1; asn=$2
+# Start or restart FRR and wait until bgpd has loaded the config (watchfrr starts the
+# daemons, then runs `vtysh -b`). Records once in the manifest how FRR was found.
+# Args: MANIFEST HOW(started|preexisting) VERB(start|restart) SYSTEMD(0|1) TENTHS ASN
+FRR_SERVICE = PATH_LINE + r"""
+m=$1; how=$2; verb=$3; systemd=$4; n=$5; asn=$6
+mkdir -p "$(dirname "$m")"
+awk -F '\t' '$1 == "frr" { f = 1 } END { exit !f }' "$m" 2>/dev/null \
+  || printf 'frr\t%s\n' "$how" >> "$m"
+if [ "$systemd" = 1 ]; then systemctl "$verb" frr || exit $?
+else /usr/lib/frr/frrinit.sh "$verb" || exit $?; fi
 while [ "$n" -gt 0 ]; do
   p=$(cat /var/run/frr/bgpd.pid 2>/dev/null || true)
   if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
@@ -178,10 +185,16 @@ exit 1
 """
 
 # frr-reload.py on a staged copy (stdin), in a private confdir so that frr-reload never runs
-# `write` over /etc/frr/frr.conf. Args: test|reload. Prints the --test delta; in reload mode
-# applies it only when it is not empty, then asks peers to resend (soft inbound clear).
+# `write` over /etc/frr/frr.conf. Args: test|reload [MANIFEST]. Prints the --test delta; in
+# reload mode applies it only when it is not empty, then asks peers to resend (soft inbound
+# clear), and records once in MANIFEST that FRR ran before wgbgp reloaded it.
 FRR_RELOAD = PATH_LINE + r"""
-mode=$1
+mode=$1; m=${2:-}
+if [ -n "$m" ]; then
+  mkdir -p "$(dirname "$m")"
+  awk -F '\t' '$1 == "frr" { f = 1 } END { exit !f }' "$m" 2>/dev/null \
+    || printf 'frr\tpreexisting\n' >> "$m"
+fi
 base=/var/run/frr; [ -d "$base" ] || base=/tmp
 st=$(mktemp -d "$base/wgbgp-reload.XXXXXX") || exit 1
 trap 'rm -rf "$st"' EXIT
@@ -204,14 +217,6 @@ if [ "$mode" = reload ] && grep -q '^Lines To' "$st/test.out"; then
   # no session is reset.
   vtysh -c 'clear bgp ipv4 unicast * soft in' >/dev/null 2>&1 || echo "==soft-in failed"
 fi
-"""
-
-# Record once how FRR was found (for `down`). Args: MANIFEST started|preexisting
-NOTE_FRR = PATH_LINE + r"""
-m=$1; how=$2
-mkdir -p "$(dirname "$m")"
-awk -F '\t' '$1 == "frr" { f = 1 } END { exit !f }' "$m" 2>/dev/null \
-  || printf 'frr\t%s\n' "$how" >> "$m"
 """
 
 # Make a WireGuard key on the machine; print only whether it was made and the public key.

@@ -42,7 +42,8 @@ def lab_up(
     lab_name = name or topo.network.name
     try:
         report = up(topo, name=lab_name, timeout=timeout,
-                    progress=lambda msg: err.print(f"  {msg}", markup=False))
+                    progress=lambda msg: err.print(f"  {msg}", markup=False),
+                    secrets_base=topology.parent if topology is not None else None)
     except (LabError, LabExists) as exc:
         fail(str(exc), code=1 if isinstance(exc, LabError) else EXIT_BAD_INPUT)
     except LabSpecError as exc:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import typer
 
+from ..apply.secrets import read_secrets
 from ..compile import Plan, compile_topology, peerings
 from ..model import Issue, Topology
 from ..model.examples import starter_text
 from ..model.keys import InvalidKey, decode_key, public_key
-from ..render import RenderedFile, render_machine
+from ..render import RenderedFile, SecretError, render_machine
 from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
 
 
@@ -104,14 +105,22 @@ def read_private_key(keys: Path | None, machine: str) -> str | None:
 
 
 def render_all(
-    topo: Topology, machines: list[str], keys: Path | None
+    topo: Topology, machines: list[str], keys: Path | None, secrets_base: Path | None = None,
 ) -> dict[str, list[RenderedFile]]:
-    """Render every asked-for machine in memory; nothing is written until all succeed."""
+    """Render every asked-for machine in memory; nothing is written until all succeed.
+
+    Secrets the topology names are read here, where wgbgp runs (relative files from
+    `secrets_base`, the topology's directory)."""
     plans = compile_topology(topo)
     issues = missing_keys(plans, machines)
     if issues:
         print_issues(issues)
         fail("cannot render without those public keys")
+    try:
+        secrets = read_secrets([plans[m] for m in machines], secrets_base)
+    except SecretError as exc:
+        fail(f"cannot read a secret the topology names: {exc}",
+             "create it where the topology says (a 0600 file, or an exported variable)")
     privates = {m: read_private_key(keys, m) for m in machines}
     for m, private in privates.items():
         declared = {**topo.hubs, **topo.nodes}[m].public_key
@@ -120,7 +129,7 @@ def render_all(
             fail(f"{keys / (m + '.key')} does not belong to {m}: its public key is "
                  f"{public_key(private)}, the topology declares {declared}",
                  f"paste {public_key(private)} as {m}'s public_key, or use {m}'s own key file")
-    return {m: render_machine(plans[m], privates[m]) for m in machines}
+    return {m: render_machine(plans[m], privates[m], secrets or None) for m in machines}
 
 
 def render(
@@ -138,10 +147,12 @@ def render(
     if unknown:
         fail(f"unknown machine {', '.join(unknown)}", f"known: {', '.join(known)}")
     machines = node or known
-    rendered = render_all(topo, machines, keys)
+    rendered = render_all(topo, machines, keys, topology.parent)
     if out_dir is None:
-        if any(f.text.count("PrivateKey") for files in rendered.values() for f in files):
-            fail("refusing to print private keys", "pass --out DIR to write them to 0600 files")
+        if any(f.holds_secret or f.text.count("PrivateKey")
+               for files in rendered.values() for f in files):
+            fail("refusing to print secrets (private or preshared keys, BGP passwords)",
+                 "pass --out DIR to write them to files only root (and FRR) can read")
         for machine, files in rendered.items():
             for f in files:
                 out.print(f"==> {machine}:{f.path} <==", style="bold", markup=False)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from ..apply import ApplyResult, Executor, remote_keygen
 from ..apply.parallel import apply_many
+from ..apply.secrets import read_secrets
 from ..compile import Plan, compile_topology
 from ..model import Topology
 from ..observe.frr import FrrJsonError, parse_neighbors, parse_routes
-from ..render import render_machine
+from ..render import SecretError, render_machine
 from .build import Lab, build_lab, open_lab
 from .fromtopology import spec_for, to_yaml, with_lab_keys
 from .state import is_running, lab_dir, list_labs, teardown
@@ -85,12 +86,19 @@ def give_announced_addresses(executor: Executor, plan: Plan) -> None:
 
 
 def up(topology: Topology, *, name: str, timeout: float = 60,
-       progress: Progress = lambda _msg: None) -> UpReport:
-    """Build the lab for `topology` and bring it to convergence; tear down on failure."""
+       progress: Progress = lambda _msg: None, secrets_base: Path | None = None) -> UpReport:
+    """Build the lab for `topology` and bring it to convergence; tear down on failure.
+
+    Secrets the topology names (passwords, preshared keys) are read first, as `apply`
+    reads them: relative files from `secrets_base` (the topology file's directory)."""
     if is_running(name):
         raise LabError(f"lab {name!r} is already running; `wgbgp lab down --name {name}` "
                        "first, or start another beside it with --name")
     spec = spec_for(topology, name)
+    try:
+        secrets = read_secrets(compile_topology(topology).values(), secrets_base)
+    except SecretError as exc:
+        raise LabError(f"cannot read a secret the topology names: {exc}") from None
     t0 = time.monotonic()
     progress(f"building hosts: internet, {len(spec.carriers)} carrier(s), "
              f"{len(spec.hubs)} hub(s), {len(spec.clients)} client(s)")
@@ -109,7 +117,8 @@ def up(topology: Topology, *, name: str, timeout: float = 60,
         t1 = time.monotonic()
         report.timings["keys"] = t1 - t0 - report.timings["hosts"]
         progress("applying configs (wg-quick, FRR) with `wgbgp apply`'s code")
-        jobs = [(executors[n], render_machine(plans[n])) for n in plans]
+        jobs = [(executors[n], render_machine(plans[n], secrets=secrets or None))
+                for n in plans]
         report.results = apply_many(jobs, enable_at_boot=False)
         failed = [r for r in report.results.values() if not r.ok]
         if failed:
