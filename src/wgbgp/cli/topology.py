@@ -151,7 +151,7 @@ def render(
     if out_dir is None:
         if any(f.holds_secret or f.text.count("PrivateKey")
                for files in rendered.values() for f in files):
-            fail("refusing to print secrets (private or preshared keys, BGP passwords)",
+            fail("refusing to print private keys, preshared keys or BGP passwords",
                  "pass --out DIR to write them to files only root (and FRR) can read")
         for machine, files in rendered.items():
             for f in files:
