@@ -381,3 +381,23 @@ def test_down_on_the_hub_restores_forwarding_and_removes_its_table(net):
     assert x.read_file("/etc/wgbgp/nftables.nft") is None
     assert apply_machine(x, net.files(text)["vps"]).ok
     net.wait_established("laptop", ["10.0.0.2"])
+
+
+def test_frr_that_ran_before_wgbgp_keeps_running_after_down(net):
+    x = net.x["third"]
+    down_machine(x)  # whatever earlier tests left
+    if x.run(["sh", "-c", "kill -0 $(cat /run/frr/bgpd.pid)"], check=False).ok:
+        x.run(["/usr/lib/frr/frrinit.sh", "stop"], timeout=120)
+    original = x.read_file("/etc/frr/frr.conf")
+    x.run(["/usr/lib/frr/frrinit.sh", "start"])  # the user's own FRR, before wgbgp
+    files = net.files(net.topology(("laptop", "friend", "third"), peerings=PEERINGS))["third"]
+    r = apply_machine(x, files)
+    assert r.ok, r.summary()
+    assert "frr-reload" in [s.action for s in r.steps]  # not restarted: reloaded
+    assert "frr\tpreexisting" in x.read_file("/etc/wgbgp/manifest")
+    r = down_machine(x)
+    assert r.ok, r.summary()
+    assert x.read_file("/etc/frr/frr.conf") == original
+    assert x.run(["sh", "-c", "kill -0 $(cat /run/frr/bgpd.pid)"], check=False).ok
+    running = x.run(["vtysh", "-c", "show running-config"]).stdout
+    assert "router bgp" not in running
