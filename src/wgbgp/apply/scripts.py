@@ -128,6 +128,19 @@ if [ -n "$keyfile" ] && ! grep -qiE '^[[:space:]]*PrivateKey[[:space:]]*=' "$d/s
 else
   wg syncconf "$iface" "$d/stripped" 2> "$d/err" || sync_failed
 fi
+# `wg syncconf` keeps a peer's preshared key when the file no longer has one: clear it, or
+# this end would go on using a key the other end (restarted from its file) no longer has.
+wg show "$iface" preshared-keys | while read -r pub psk; do
+  [ "$psk" != "(none)" ] || continue
+  awk -v p="$pub" '
+    function done() { if (key == p && psk) found = 1 }
+    /^[[:space:]]*\[/ { done(); key = ""; psk = 0; next }
+    tolower($0) ~ /^[[:space:]]*publickey[[:space:]]*=/ {
+      v = $0; sub(/^[^=]*=/, "", v); gsub(/[[:space:]]/, "", v); key = v }
+    tolower($0) ~ /^[[:space:]]*presharedkey[[:space:]]*=/ { psk = 1 }
+    END { done(); exit !found }' "$d/stripped" \
+    || { wg set "$iface" peer "$pub" preshared-key /dev/null; echo "psk cleared $pub"; }
+done
 while [ $# -ge 2 ]; do
   op=$1; arg=$2; shift 2
   case $op in
