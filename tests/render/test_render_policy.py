@@ -9,7 +9,9 @@ FRR runs the same files in tests/lab/test_hostile.py.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from ipaddress import IPv4Network
 
 import pytest
@@ -20,7 +22,13 @@ from hypothesis import strategies as st
 from topogen import doc, load, topology_docs
 from wgbgp.compile import compile_topology
 from wgbgp.compile.plan import SecretRef
-from wgbgp.render import SecretError, render_frr, render_machine, secrets_needed
+from wgbgp.render import (
+    SecretError,
+    render_frr,
+    render_machine,
+    render_nftables,
+    secrets_needed,
+)
 from wgbgp.render.files import check_secret
 
 PSK = "E4v5wX0kqN1v3gQ2pS6nYt8rU9iO0pA1sD2fG3hJ4kM="
@@ -224,3 +232,55 @@ def test_a_password_never_breaks_out_of_its_line(value):
         return
     assert checked == value and len(value) <= 80
     assert not any(c.isspace() or c in "!#" or ord(c) < 33 or ord(c) > 126 for c in value)
+
+
+# --- hub firewall ------------------------------------------------------------------------
+
+def hub_nft(exit_for: tuple[str, ...] = (), hub_exit: bool = False) -> str:
+    d = doc(3)
+    d["hubs"]["vps"]["exit"] = hub_exit
+    for n in exit_for:
+        d["nodes"][n]["exit"] = True
+    return render_nftables(compile_topology(load(d))["vps"]).text
+
+
+def test_firewall_without_exit_forwards_only_between_peers():
+    text = hub_nft()
+    assert "masquerade" not in text and "ip saddr {" not in text
+    forward = text[text.index("chain forward"):]
+    rules = [line.strip() for line in forward.splitlines() if "counter" in line]
+    assert rules == ['iifname "wg-vps" oifname "wg-vps" counter accept',
+                     'iifname "wg-vps" counter drop', 'oifname "wg-vps" counter drop']
+    # Every base chain accepts by default: nothing outside the tunnel is our business.
+    assert text.count("policy accept;") == 3 and "policy drop" not in text
+    # Anti-spoofing both ways, and the hub itself closed to the tunnel but for ICMP.
+    assert 'iifname "wg-vps" fib saddr . iif oif missing counter drop' in text
+    assert 'iifname != { "wg-vps", "lo" } fib saddr oifname "wg-vps" counter drop' in text
+    assert re.search(r'chain input \{.*iifname "wg-vps" counter drop', text, re.DOTALL)
+    assert "dport 179" not in text  # a mesh hub speaks no BGP
+
+
+def test_exit_only_for_the_nodes_that_ask():
+    text = hub_nft(("n2",), hub_exit=True)
+    assert 'iifname "wg-vps" ip saddr { 10.0.0.3/32, 100.64.2.0/24 } counter accept' in text
+    assert ('iifname "wg-vps" oifname != "wg-vps" ip saddr { 10.0.0.3/32, 100.64.2.0/24 } '
+            "counter masquerade") in text
+    # The drop for everyone else still follows.
+    assert text.index("counter masquerade") > text.index('iifname "wg-vps" counter drop')
+    assert "masquerade" not in hub_nft(hub_exit=True)  # offered, not asked for
+
+
+@pytest.mark.real_tools("ip", "nft")
+@pytest.mark.parametrize("variant", ["no-exit", "exit"])
+def test_firewall_accepted_by_nft(tmp_path, variant):
+    text = hub_nft(("n1", "n3"), hub_exit=True) if variant == "exit" else hub_nft()
+    f = tmp_path / "wgbgp.nft"
+    f.write_text(text)
+    ns = f"wgbgp-pol-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        res = subprocess.run(["ip", "netns", "exec", ns, "nft", "-c", "-f", str(f)],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
