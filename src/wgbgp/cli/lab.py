@@ -32,6 +32,8 @@ def lab_up(
     topology: Path | None = typer.Argument(None, help="Topology file (default: built-in classic)."),
     name: str | None = typer.Option(None, "--name", help=NAME_HELP),
     timeout: float = typer.Option(60, help="Seconds to wait for convergence."),
+    bare: bool = typer.Option(False, "--bare", help="Only the machines, each with its key "
+                              "and sshd; then configure them with `wgbgp apply --all`."),
 ) -> None:
     """Build the lab and bring every BGP session up; print how long it took."""
     _need_root()
@@ -41,7 +43,7 @@ def lab_up(
         topo, warnings = read_topology(topology)
     lab_name = name or topo.network.name
     try:
-        report = up(topo, name=lab_name, timeout=timeout,
+        report = up(topo, name=lab_name, timeout=timeout, bare=bare,
                     progress=lambda msg: err.print(f"  {msg}", markup=False),
                     secrets_base=topology.parent if topology is not None else None)
     except (LabError, LabExists) as exc:
@@ -49,6 +51,14 @@ def lab_up(
     except LabSpecError as exc:
         fail(f"this topology cannot be a lab: {exc}")
     t = report.timings
+    if report.ssh is not None:
+        out.print(f"lab {lab_name!r} is up bare: {len(report.ssh.targets)} machines with sshd "
+                  f"on the lab's management network ({t['total']:.2f} s)")
+        out.print(f"  topology with ssh targets and the machines' public keys: "
+                  f"{report.topology_path}")
+        out.print("  configure them over SSH, as real machines:\n    wgbgp apply "
+                  f"{report.topology_path} --all " + " ".join(report.ssh.apply_options()))
+        return
     # Each session is counted at both of its ends while converging: report sessions.
     out.print(f"lab {lab_name!r} is up: {report.sessions // 2} BGP sessions Established, "
               f"{report.prefixes} routes learned and installed")

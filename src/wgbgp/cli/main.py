@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import keys, lab, observe, topology
+from . import apply, keys, lab, observe, topology
 
 app = typer.Typer(
     name="wgbgp",
@@ -19,6 +19,9 @@ app.command()(topology.check)
 app.command()(topology.render)
 app.command()(keys.keygen)
 app.command()(keys.pubkey)
+app.command()(apply.plan)
+app.command()(apply.apply)
+app.command()(apply.down)
 app.add_typer(lab.app, name="lab")
 app.command()(observe.status)
 app.command()(observe.doctor)

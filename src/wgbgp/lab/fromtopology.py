@@ -81,6 +81,14 @@ def with_lab_keys(topology: Topology, spec: LabSpec, public_keys: dict[str, str]
     return topology.model_copy(update={"hubs": hubs, "nodes": nodes})
 
 
+def with_ssh_targets(topology: Topology, targets: dict[str, str]) -> Topology:
+    """The topology with every machine's `ssh:` target set (the lab's sshd addresses)."""
+    return topology.model_copy(update={
+        "hubs": {n: h.model_copy(update={"ssh": targets[n]}) for n, h in topology.hubs.items()},
+        "nodes": {n: m.model_copy(update={"ssh": targets[n]}) for n, m in topology.nodes.items()},
+    })
+
+
 def to_yaml(topology: Topology, header: str = "") -> str:
     """A topology as YAML text that `parse` reads back to an equal topology."""
     data = topology.model_dump(mode="json", exclude_none=True, exclude_defaults=True)

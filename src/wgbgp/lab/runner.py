@@ -21,7 +21,8 @@ from ..model import Topology
 from ..observe.frr import FrrJsonError, parse_neighbors, parse_routes
 from ..render import SecretError, render_machine
 from .build import Lab, build_lab, open_lab
-from .fromtopology import spec_for, to_yaml, with_lab_keys
+from .fromtopology import spec_for, to_yaml, with_lab_keys, with_ssh_targets
+from .sshd import SshAccess, start_sshd
 from .state import is_running, lab_dir, list_labs, teardown
 
 Progress = Callable[[str], None]
@@ -40,6 +41,7 @@ class UpReport:
     sessions: int = 0
     prefixes: int = 0
     results: dict[str, ApplyResult] = field(default_factory=dict)
+    ssh: SshAccess | None = None  # --bare: how `wgbgp apply` reaches the machines
 
 
 def lab_topology_path(name: str) -> Path:
@@ -85,9 +87,13 @@ def give_announced_addresses(executor: Executor, plan: Plan) -> None:
         executor.run(["ip", "address", "replace", addr, "dev", "lo"])
 
 
-def up(topology: Topology, *, name: str, timeout: float = 60,
+def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False,
        progress: Progress = lambda _msg: None, secrets_base: Path | None = None) -> UpReport:
     """Build the lab for `topology` and bring it to convergence; tear down on failure.
+
+    `bare`: stop once the machines exist, each with its key and an sshd on the lab's
+    management network; the written topology's `ssh:` targets point at them, for
+    `wgbgp apply --all` to do the rest over real SSH.
 
     Secrets the topology names (passwords, preshared keys) are read first, as `apply`
     reads them: relative files from `secrets_base` (the topology file's directory)."""
@@ -110,12 +116,19 @@ def up(topology: Topology, *, name: str, timeout: float = 60,
         progress("making WireGuard keys on every machine")
         keys = _parallel(executors, lambda n, x: remote_keygen(x, n).public_key)
         topo = with_lab_keys(topology, spec, keys)
-        report.topology_path.write_text(to_yaml(
-            topo, f"# Lab {name}: the topology with this lab's machine keys.\n"))
         plans = compile_topology(topo)
         _parallel(executors, lambda n, x: give_announced_addresses(x, plans[n]))
         t1 = time.monotonic()
         report.timings["keys"] = t1 - t0 - report.timings["hosts"]
+        if bare:
+            progress("starting sshd in every machine (management network)")
+            report.ssh = start_sshd(lab)
+            topo = with_ssh_targets(topo, report.ssh.targets)
+        report.topology_path.write_text(to_yaml(
+            topo, f"# Lab {name}: the topology with this lab's machine keys.\n"))
+        if bare:
+            report.timings["total"] = time.monotonic() - t0
+            return report
         progress("applying configs (wg-quick, FRR) with `wgbgp apply`'s code")
         jobs = [(executors[n], render_machine(plans[n], secrets=secrets or None))
                 for n in plans]

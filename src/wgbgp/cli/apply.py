@@ -1,0 +1,145 @@
+"""`wgbgp apply`, `plan` and `down`: put the rendered configs on machines, locally or by SSH."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from ..apply.parallel import apply_many, down_many, plan_many
+from ..apply.targets import NoRoute, SshOptions, machine_executors
+from ..model import Topology
+from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
+from .topology import render_all
+
+NODE_HELP = "Machine to act on (repeatable)."
+ALL_HELP = "Every machine that has an `ssh:` target, in parallel."
+LOCAL_HELP = "This host is the machine: no SSH, even if it has an `ssh:` target."
+
+
+def _machines(topo: Topology, node: list[str], everyone: bool) -> list[str]:
+    known = [*topo.hubs, *topo.nodes]
+    unknown = [n for n in node if n not in known]
+    if unknown:
+        fail(f"unknown machine {', '.join(unknown)}", f"machines: {', '.join(known)}")
+    if everyone:
+        reachable = [m for m in known if ({**topo.hubs, **topo.nodes}[m].ssh)]
+        if not reachable:
+            fail("no machine in the topology has an `ssh:` target",
+                 "add `ssh: root@HOST` to the machines --all should reach, or use --node")
+        return reachable
+    if not node:
+        fail("say which machine", "--node NAME (this machine, or one with an `ssh:` "
+             "target), or --all")
+    return node
+
+
+def _targets(topology: Path, node: list[str], everyone: bool, local: bool,
+             ssh: SshOptions, keys: bool = True):
+    topo, warnings = read_topology(topology)
+    print_issues(warnings)
+    machines = _machines(topo, node, everyone)
+    if local and len(machines) != 1:
+        fail("--local applies to one machine", "name exactly one with --node")
+    rendered = render_all(topo, machines, None, topology.parent) if keys else \
+        {m: [] for m in machines}
+    try:
+        executors = machine_executors(topo, machines, local=local, ssh=ssh)
+    except NoRoute as exc:
+        fail(str(exc))
+    if any(not hasattr(x, "target") for x in executors.values()) and os.geteuid() != 0:
+        fail("applying to this machine needs root", "run it as root (sudo)")
+    return [(executors[m], rendered[m]) for m in machines]
+
+
+def _ssh_options(known_hosts: Path | None, identity: Path | None, netns: Path | None):
+    return SshOptions(known_hosts=known_hosts, identity=identity, netns=netns)
+
+
+def _progress():
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
+                    transient=True)
+
+
+KNOWN_HOSTS = typer.Option(None, "--known-hosts", help="known_hosts file (default: OpenSSH's).")
+IDENTITY = typer.Option(None, "--identity", "-i", help="SSH private key (default: OpenSSH's).")
+NETNS = typer.Option(None, "--ssh-netns", help="Connect from inside this network namespace.")
+
+
+def apply(
+    topology: Path = typer.Argument(..., help="Topology file."),
+    node: list[str] = typer.Option([], "--node", "-n", help=NODE_HELP),
+    everyone: bool = typer.Option(False, "--all", help=ALL_HELP),
+    local: bool = typer.Option(False, "--local", help=LOCAL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
+    netns: Path | None = NETNS,
+) -> None:
+    """Make machines run their configs: only what changed, without resetting other sessions."""
+    jobs = _targets(topology, node, everyone, local, _ssh_options(known_hosts, identity, netns))
+    with _progress() as bar:
+        tasks = {x.name: bar.add_task(f"{x.name}: connecting") for x, _ in jobs}
+
+        def report(machine: str, step: str, status: str, detail: str) -> None:
+            bar.update(tasks[machine], description=f"{machine}: {step} {status}")
+
+        results = apply_many(jobs, progress=report)
+    if as_json:
+        emit_json({"ok": all(r.ok for r in results.values()),
+                   "machines": {n: r.to_dict() for n, r in results.items()}})
+    else:
+        for r in results.values():
+            style = "green" if r.ok else "red"
+            out.print(f"[{style}]{'ok' if r.ok else 'FAILED'}[/] {r.summary()}", markup=True)
+            for note in r.notes:
+                out.print(f"    note: {note}", markup=False)
+    if not all(r.ok for r in results.values()):
+        raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def plan(
+    topology: Path = typer.Argument(..., help="Topology file."),
+    node: list[str] = typer.Option([], "--node", "-n", help=NODE_HELP),
+    everyone: bool = typer.Option(False, "--all", help=ALL_HELP),
+    local: bool = typer.Option(False, "--local", help=LOCAL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
+    netns: Path | None = NETNS,
+) -> None:
+    """What apply would change on each machine, as a diff (secrets masked)."""
+    jobs = _targets(topology, node, everyone, local, _ssh_options(known_hosts, identity, netns))
+    plans = plan_many(jobs)
+    failed = {n: p for n, p in plans.items() if isinstance(p, Exception)}
+    if as_json:
+        emit_json({n: ({"error": str(p)} if isinstance(p, Exception) else p.to_dict())
+                   for n, p in plans.items()})
+    else:
+        for n, p in plans.items():
+            out.print(f"== {n}: cannot plan: {p}" if isinstance(p, Exception) else
+                      p.describe(), markup=False, end="")
+    if failed:
+        raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def down(
+    topology: Path = typer.Argument(..., help="Topology file."),
+    node: list[str] = typer.Option([], "--node", "-n", help=NODE_HELP),
+    everyone: bool = typer.Option(False, "--all", help=ALL_HELP),
+    local: bool = typer.Option(False, "--local", help=LOCAL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
+    netns: Path | None = NETNS,
+) -> None:
+    """Remove what apply installed and bring the tunnels down (private keys are kept)."""
+    jobs = _targets(topology, node, everyone, local, _ssh_options(known_hosts, identity, netns),
+                    keys=False)
+    results = down_many(jobs)
+    if as_json:
+        emit_json({n: r.to_dict() for n, r in results.items()})
+    else:
+        for r in results.values():
+            out.print(r.summary(), markup=False)
+    if not all(r.ok for r in results.values()):
+        raise typer.Exit(EXIT_UNHEALTHY)
