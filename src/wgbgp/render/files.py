@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from ipaddress import IPv4Network
+from functools import cache, lru_cache
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
 
 import jinja2
 
@@ -87,16 +88,36 @@ def _le(prefix: IPv4Network, longest: int | None) -> str:
     return f" le {longest}" if longest is not None and longest > prefix.prefixlen else ""
 
 
+@lru_cache(maxsize=1 << 16)
+def _ip_text(value: IPv4Address | IPv4Network | IPv4Interface) -> str:
+    return str(value)
+
+
+def _finalize(value: Any) -> Any:
+    """Applied to every {{ ... }}: an address or prefix is formatted once, not at each use
+    (in a mesh every neighbour's address appears in every other frr.conf, several times;
+    ipaddress's str() was a fifth of rendering)."""
+    return _ip_text(value) if type(value) in _IP_TYPES else value
+
+
+_IP_TYPES = frozenset((IPv4Address, IPv4Network, IPv4Interface))
+
+
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("wgbgp.render", "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=_finalize,
     )
+    # A filter (`prefix | le(n)`), not a function: Jinja calls functions through
+    # Context.call, several times slower, and this one runs for every prefix-list entry.
+    env.filters["le"] = _le
+    return env
 
 
 def render_wireguard(plan: Plan, tunnel: Tunnel, private_key: str | None = None,
@@ -117,7 +138,7 @@ def render_frr(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | Non
     if plan.bgp is None:
         return None
     text = _env().get_template("frr.conf.j2").render(
-        plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP, le=_le,
+        plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP,
         secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART)
     return RenderedFile(FRR_CONF, text, 0o640, "frr",
                         holds_secret=any(s.password for s in plan.bgp.sessions))
