@@ -44,12 +44,15 @@ def machine_executors(topology: Topology, machines: list[str], *, local: bool = 
                               "machine with --node")
             out[name] = LocalExecutor(name=name)
             continue
-        parsed = parse_target(target)
-        factory = (netns_connector(ssh.netns, parsed.host, parsed.port or 22)
-                   if ssh.netns else None)
-        out[name] = SSHExecutor(
-            target, name=name,
-            known_hosts=str(ssh.known_hosts) if ssh.known_hosts else (),
-            client_keys=[str(ssh.identity)] if ssh.identity else (),
-            sock_factory=factory)
+        out[name] = ssh_executor(name, target, ssh)
     return out
+
+
+def ssh_executor(name: str, target: str, ssh: SshOptions = SshOptions()) -> SSHExecutor:
+    """An SSH executor for one machine; ValueError when the target is malformed."""
+    parsed = parse_target(target)
+    factory = netns_connector(ssh.netns, parsed.host, parsed.port or 22) if ssh.netns else None
+    return SSHExecutor(target, name=name,
+                       known_hosts=str(ssh.known_hosts) if ssh.known_hosts else (),
+                       client_keys=[str(ssh.identity)] if ssh.identity else (),
+                       sock_factory=factory)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import typer
 
+from ..apply.executor import CommandFailed
+from ..apply.keys import KeygenError, remote_keygen
+from ..apply.targets import SshOptions, ssh_executor
 from ..compile.plan import KEY_DIR
 from ..model.keys import InvalidKey, generate_private_key, public_key
 from ..model.schema import NAME_RE
@@ -26,12 +29,21 @@ def keygen(
     node: str = typer.Argument(..., help="Machine the key is for (its name in the topology)."),
     directory: Path = typer.Option(Path(KEY_DIR), "--dir", help="Where to keep the key files."),
     force: bool = typer.Option(False, "--force", help="Replace an existing key pair."),
+    ssh: str | None = typer.Option(None, "--ssh", help="Make it on that machine "
+                                   "([user@]host[:port]); only the public key comes back."),
+    known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
+    identity: Path | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
+    netns: Path | None = typer.Option(None, "--ssh-netns", help="Connect from this netns."),
 ) -> None:
     """Make a WireGuard key pair for NODE; keep the private key (0600), print the public key."""
     if not NAME_RE.match(node):
         # The name becomes a file name: no '/', '..' or other surprises.
         fail(f"{node!r} is not a machine name", "use its name in the topology: lowercase "
              "letters, digits and '-', starting with a letter")
+    if ssh is not None:
+        typer.echo(_remote_keygen(node, ssh, str(directory), force,
+                                  SshOptions(known_hosts, identity, netns)))
+        return
     key_path = directory / f"{node}.key"
     if key_path.exists() and not force:
         fail(f"{key_path} already exists",
@@ -48,6 +60,24 @@ def keygen(
     typer.echo(pub)
     print(f"private key kept in {key_path} (0600); paste the public key above into the "
           f"topology as {node}'s public_key", file=sys.stderr)
+
+
+def _remote_keygen(node: str, target: str, directory: str, force: bool,
+                   options: SshOptions) -> str:
+    """The key pair is made on the remote machine (umask 077); its private key stays there."""
+    try:
+        x = ssh_executor(node, target, options)
+    except ValueError as exc:
+        fail(str(exc), "write the target as [user@]host[:port]")
+    try:
+        key = remote_keygen(x, node, directory=directory, rotate=force)
+    except (KeygenError, CommandFailed) as exc:
+        fail(str(exc))
+    finally:
+        x.close()
+    state = "made" if key.created else "kept (it existed; --force replaces it)"
+    print(f"private key {state} in {key.key_file} on {target}", file=sys.stderr)
+    return key.public_key
 
 
 def pubkey() -> None:
