@@ -28,9 +28,11 @@ from wgbgp.compile import compile_topology
 from wgbgp.model import parse
 from wgbgp.model.keys import generate_private_key, public_key
 from wgbgp.render import render_frr, render_machine
+from wgbgp.render.files import secrets_needed
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 WG_RUN = Path("/var/run/wireguard")
+BGPD = "/usr/lib/frr/bgpd"
 
 needs_wg = pytest.mark.real_tools("ip", "wg", "wg-quick", "wireguard-go")
 needs_vtysh = pytest.mark.real_tools("vtysh")
@@ -209,6 +211,46 @@ def test_longest_names_accepted_by_vtysh(tmp_path):
     assert_frr_ok(conf)
 
 
+def with_secrets() -> dict:
+    """Plans of a topology with TCP-MD5 passwords and preshared keys, and their secrets."""
+    d = doc(3)
+    d["network"]["bgp_password"] = {"env": "WGBGP_TEST_BGP_{pair}"}
+    d["network"]["preshared_key"] = {"file": "./psk-{pair}"}
+    plans = compile_topology(parse(text(d))[0])
+    secrets = {}
+    for plan in plans.values():
+        for ref in secrets_needed(plan):
+            secrets[ref] = (generate_private_key() if ref.what.startswith("preshared")
+                            else f"pw-{ref.name}-x(1)")
+    return {"plans": plans, "secrets": secrets}
+
+
+@needs_wg
+def test_preshared_keys_accepted_by_wg(tmp_path, netns, wg_iface):
+    case = with_secrets()
+    for plan in case["plans"].values():
+        f = render_machine(plan, secrets=case["secrets"])[0]
+        assert "PresharedKey = " in f.text
+        conf = tmp_path / "wg-vps.conf"
+        conf.write_text(f.text)
+        conf.chmod(0o600)
+        shown = wg_check(conf, netns, wg_iface, tmp_path)
+        assert shown.count("PresharedKey = ") == len(plan.tunnels[0].peers)
+
+
+@pytest.mark.real_tools("ip", "vtysh", BGPD)
+def test_bgp_passwords_accepted_by_frr(tmp_path, netns):
+    case = with_secrets()
+    for name, plan in case["plans"].items():
+        if plan.bgp is None:
+            continue
+        conf = tmp_path / f"{name}.conf"
+        conf.write_text(render_frr(plan, case["secrets"]).text)
+        assert conf.read_text().count(" password pw-") == len(plan.bgp.sessions)
+        assert_frr_ok(conf)
+        assert bgpd_dryrun(conf, netns) == []
+
+
 @needs_wg
 @pytest.mark.parametrize(("key", "line"), [
     ("AllowedIPs", "AllowedIPs = 0.0.0.300/0"),
@@ -279,9 +321,6 @@ def test_vtysh_check_catches_a_broken_config(old, new, tmp_path):
     assert "Unknown command" in result.stdout + result.stderr
     with pytest.raises(AssertionError):
         assert_frr_ok(conf)
-
-
-BGPD = "/usr/lib/frr/bgpd"
 
 
 def bgpd_dryrun(path: Path, netns: str) -> list[str]:
