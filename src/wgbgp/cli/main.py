@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import apply, keys, lab, observe, topology
+from . import apply, keys, lab, observe, rotate, topology
 
 app = typer.Typer(
     name="wgbgp",
@@ -19,6 +19,7 @@ app.command()(topology.check)
 app.command()(topology.render)
 app.command()(keys.keygen)
 app.command()(keys.pubkey)
+app.add_typer(rotate.app, name="keys")
 app.command()(apply.plan)
 app.command()(apply.apply)
 app.command()(apply.down)

@@ -101,6 +101,7 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
         raise LabError(f"lab {name!r} is already running; `wgbgp lab down --name {name}` "
                        "first, or start another beside it with --name")
     spec = spec_for(topology, name)
+    topology = _absolute_secrets(topology, secrets_base)
     try:
         secrets = read_secrets(compile_topology(topology).values(), secrets_base)
     except SecretError as exc:
@@ -146,6 +147,23 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
         teardown(name)
         raise
     return report
+
+
+def _absolute_secrets(topology: Topology, base: Path | None) -> Topology:
+    """The lab's copy of the topology lives elsewhere: name secret files absolutely, so
+    that `apply` or `keys rotate` on that copy finds the same files."""
+    net = topology.network
+    update = {}
+    for name in ("bgp_password", "preshared_key"):
+        secret = getattr(net, name)
+        if secret is not None and secret.file is not None:
+            path = Path(secret.file).expanduser()
+            if not path.is_absolute():
+                path = (base or Path.cwd()).resolve() / path
+            update[name] = secret.model_copy(update={"file": str(path)})
+    if not update:
+        return topology
+    return topology.model_copy(update={"network": net.model_copy(update=update)})
 
 
 @dataclass

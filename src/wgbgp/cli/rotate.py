@@ -1,0 +1,76 @@
+"""`wgbgp keys rotate NODE TOPOLOGY`: a new key pair for a node, hub applied first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from ..apply.executor import Executor, LocalExecutor
+from ..apply.rotate import RotateError, rotate_key
+from ..apply.targets import NoRoute, SshOptions, machine_executors
+from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, read_topology
+
+app = typer.Typer(help="Manage machines' WireGuard keys.", no_args_is_help=True)
+
+
+def _executors(topology: Path, node: str, lab: str | None, local: bool,
+               ssh: SshOptions) -> dict[str, Executor]:
+    topo, _ = read_topology(topology)
+    if node not in topo.nodes:
+        fail(f"{node} is not a node of {topology}", f"nodes: {', '.join(topo.nodes)}")
+    hubs = list(topo.hubs)
+    if lab is not None:
+        from ..lab.runner import LabError, require_lab
+        try:
+            machines = require_lab(lab).machines
+        except LabError as exc:
+            fail(str(exc))
+        return {m: machines[m].executor() for m in (*hubs, node) if m in machines}
+    try:
+        executors = machine_executors(topo, hubs, ssh=ssh)
+        if local:
+            executors[node] = LocalExecutor(name=node)
+        else:
+            executors.update(machine_executors(topo, [node], ssh=ssh))
+    except NoRoute as exc:
+        fail(str(exc), "run it on the node with --local, or give it an `ssh:` target")
+    return executors
+
+
+@app.command("rotate")
+def rotate(
+    node: str = typer.Argument(..., help="Node whose key pair is replaced."),
+    topology: Path = typer.Argument(..., help="Topology file; its public_key line is updated."),
+    local: bool = typer.Option(False, "--local", help="This host is NODE (no SSH to it)."),
+    lab: str | None = typer.Option(None, "--lab", help="Reach the machines of this running lab."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
+    identity: Path | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
+    netns: Path | None = typer.Option(None, "--ssh-netns", help="Connect from this netns."),
+) -> None:
+    """New key pair made on NODE (the private key never leaves it), its public key written to
+    TOPOLOGY, the hub applied first, then NODE switched: a few seconds without NODE's tunnel,
+    no outage for anyone else."""
+    if (local or lab) and os.geteuid() != 0:
+        fail("this needs root", "run it as root (sudo)")
+    executors = _executors(topology, node, lab, local,
+                           SshOptions(known_hosts=known_hosts, identity=identity, netns=netns))
+    try:
+        result = rotate_key(topology, node, executors, secrets_base=topology.parent,
+                            progress=lambda msg: err.print(f"  {msg}", markup=False))
+    except RotateError as exc:
+        fail(str(exc), code=EXIT_UNHEALTHY)
+    if as_json:
+        emit_json({"ok": True, **result.to_dict()})
+        return
+    out.print(f"{node}: new key pair made on {node}; public key {result.new_public_key} "
+              f"written to {topology}", markup=False)
+    for r in result.hubs.values():
+        out.print(f"  {r.summary()}", markup=False)
+    if result.outage is not None:
+        out.print(f"  {node}'s tunnel was down {result.outage:.1f} s; other machines: no change",
+                  markup=False)
+    for note in result.notes:
+        out.print(f"  note: {note}", markup=False)
