@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -152,6 +154,14 @@ def test_healthy_lab_status_matches_topology(classic: ClassicLab) -> None:
             str(p) for s in plan.bgp.sessions for p in s.accept}
 
 
+@pytest.fixture
+def topology_file(classic: ClassicLab, tmp_path: Path) -> str:
+    """The lab's topology where machines can read it (their /run is their own)."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(Path(classic.topology_path).read_text())
+    return str(path)
+
+
 def machine_cli(lab: ClassicLab, machine: str, *args: str) -> subprocess.CompletedProcess:
     """`wgbgp ARGS` run inside a lab machine, as its owner would run it there."""
     prefix = lab.lab.machines[machine].prefix()
@@ -159,26 +169,27 @@ def machine_cli(lab: ClassicLab, machine: str, *args: str) -> subprocess.Complet
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_status_and_doctor_inside_a_machine(classic: ClassicLab) -> None:
-    res = machine_cli(classic, "laptop", "status", classic.topology_path, "--json")
+def test_cli_status_and_doctor_inside_a_machine(classic: ClassicLab, topology_file: str
+                                                ) -> None:
+    res = machine_cli(classic, "laptop", "status", topology_file, "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["machine"] == "laptop" and "recognised by" in res.stderr
     (n,) = data["bgp"]["neighbors"]
     assert (n["name"], n["state"]) == ("friend", "Established")
     assert data["tunnels"][0]["peers"][0]["name"] == "vps"
-    res = machine_cli(classic, "laptop", "doctor", classic.topology_path, "--json")
+    res = machine_cli(classic, "laptop", "doctor", topology_file, "--json")
     report = json.loads(res.stdout)
     assert res.returncode == 0 and report["healthy"], res.stdout
     assert report["unobserved"] == ["vps", "friend"]
-    res = machine_cli(classic, "vps", "doctor", classic.topology_path)
+    res = machine_cli(classic, "vps", "doctor", topology_file)
     assert res.returncode == 0, res.stdout
 
 
-def test_exporter_scraped_over_http(classic: ClassicLab) -> None:
+def test_exporter_scraped_over_http(classic: ClassicLab, topology_file: str) -> None:
     prefix = classic.lab.machines["laptop"].prefix()
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "wgbgp", "exporter",
-                             classic.topology_path, "--listen", "127.0.0.1:9586"],
+                             topology_file, "--listen", "127.0.0.1:9586"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         fetch = ("import urllib.request,time\n"
@@ -237,9 +248,9 @@ def fault_hub_allowedips(lab: ClassicLab):
 def fault_udp_blocked(lab: ClassicLab):
     carrier = lab.net("carrier-cgnat")
     laptop = lab.lab.plan.address["laptop"]
-    return (lambda: carrier.run(["nft", f"add table inet fault; add chain inet fault fwd "
+    return (lambda: carrier.run(["nft", f"add table inet fault; add chain inet fault fw "
                                  f"{{ type filter hook forward priority -10; }}; "
-                                 f"add rule inet fault fwd ip saddr {laptop} udp dport 51820 "
+                                 f"add rule inet fault fw ip saddr {laptop} udp dport 51820 "
                                  f"drop"]),
             lambda: carrier.run(["nft", "delete", "table", "inet", "fault"]),
             ("UDP_BLOCKED", "laptop"))
@@ -269,19 +280,33 @@ def fault_asn_mismatch(lab: ClassicLab):
             ("ASN_MISMATCH", "laptop"))
 
 
+POLICY_LINE = re.compile(r"^neighbor \S+ (prefix-list|route-map|filter-list|distribute-list) "
+                         r"\S+ (in|out)$")
+
+
+def policy_lines(lab: ClassicLab, machine: str) -> list[str]:
+    """The running config's per-neighbour policy lines (whatever the template renders)."""
+    lines, in_af = [], False
+    for line in lab.vtysh(machine, "show running-config").splitlines():
+        t = line.strip()
+        in_af = (in_af or t == "address-family ipv4 unicast") and t != "exit-address-family"
+        if in_af and POLICY_LINE.match(t):
+            lines.append(t)
+    return lines
+
+
 def fault_policy_missing(lab: ClassicLab):
-    friend = lab.address("friend")
     af = "address-family ipv4 unicast"
+    lines = policy_lines(lab, "laptop")
+    assert lines, "the rendered frr.conf applies no policy at all"
 
     def inject():
-        lab.configure("laptop", af, "no neighbor MESH prefix-list OWN out",
-                      f"no neighbor {friend} prefix-list FROM-friend in")
+        lab.configure("laptop", af, *(f"no {line}" for line in lines))
         lab.vtysh("laptop", "clear bgp * soft")
-        wait_for("no prefixes", lambda: not lab.neighbor("laptop", "friend").get("pfxRcd"))
+        wait_for("nothing exchanged", lambda: not lab.neighbor("laptop", "friend").get("pfxSnt"))
 
     def remove():
-        lab.configure("laptop", af, "neighbor MESH prefix-list OWN out",
-                      f"neighbor {friend} prefix-list FROM-friend in")
+        lab.configure("laptop", af, *lines)
         lab.vtysh("laptop", "clear bgp * soft")
 
     return inject, remove, ("POLICY_MISSING", "laptop")
@@ -290,10 +315,10 @@ def fault_policy_missing(lab: ClassicLab):
 def fault_mtu_blackhole(lab: ClassicLab):
     carrier = lab.net("carrier-cgnat")
     laptop = lab.lab.plan.address["laptop"]
-    rules = (f"add table inet fault; add chain inet fault fwd "
+    rules = (f"add table inet fault; add chain inet fault fw "
              f"{{ type filter hook forward priority -10; }}; "
-             f"add rule inet fault fwd ip saddr {laptop} meta length > 1400 drop; "
-             f"add rule inet fault fwd ip daddr {laptop} meta length > 1400 drop")
+             f"add rule inet fault fw ip saddr {laptop} meta length > 1400 drop; "
+             f"add rule inet fault fw ip daddr {laptop} meta length > 1400 drop")
     return (lambda: carrier.run(["nft", rules]),
             lambda: carrier.run(["nft", "delete", "table", "inet", "fault"]),
             ("MTU_BLACKHOLE", "laptop"))
