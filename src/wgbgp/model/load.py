@@ -84,7 +84,9 @@ class _LineMap:
         self._seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                sub = (*path, key.value)
+                # A complex key (`? {a: b}`) is not hashable: name it by its kind.
+                name = key.value if isinstance(key, yaml.ScalarNode) else f"<{key.id} key>"
+                sub = (*path, name)
                 if sub in self.keys:
                     self.duplicates.append((sub, key.start_mark.line + 1, self.keys[sub]))
                 self.keys[sub] = key.start_mark.line + 1
