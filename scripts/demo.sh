@@ -10,3 +10,4 @@ trap '$wgbgp lab down --name "$lab"' EXIT
 $wgbgp lab up --name "$lab"
 $wgbgp lab test --name "$lab"
 $wgbgp lab status --name "$lab"
+$wgbgp lab doctor --name "$lab"

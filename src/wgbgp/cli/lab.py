@@ -154,3 +154,28 @@ def lab_status(
     out.print(f"lab {lab.name!r}: {len(statuses)} machines; topology {lab_topology_path(lab.name)}")
     for s in statuses.values():
         out.print(status_tables(s, names))
+
+
+@app.command("doctor")
+def lab_doctor(
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    show_all: bool = typer.Option(False, "--all", help="List every check, not only problems."),
+) -> None:
+    """`wgbgp doctor` over every lab machine at once: what is wrong, and how to fix it."""
+    from ..observe.doctor import diagnose
+    from ..observe.gather import gather
+    from .observe import print_report
+
+    _need_root()
+    try:
+        lab = require_lab(name)
+        plans = lab_plans(lab)
+    except (LabError, OSError) as exc:
+        fail(str(exc))
+    report = diagnose(gather({n: m.executor() for n, m in lab.machines.items()}, plans), plans)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        print_report(report, show_all)
+    raise typer.Exit(0 if report.healthy else 1)
