@@ -439,3 +439,9 @@ def test_anchors_and_merge_keys_work():
     text += f"    public_key: {pub('other')}\n    announce: [100.100.100.3/32]\n"
     topology, warnings = parse(text, "topo.yaml")
     assert topology.nodes["other"].asn == 65030 and warnings == []
+
+
+@pytest.mark.parametrize("key", ["? [a, b]\n: 1\n", "? {a: b}\n: 1\n", "[x]: 1\n"])
+def test_complex_keys_are_an_error_not_a_crash(key):
+    (issue,) = errors(key + BASE)
+    assert issue.line == 1 and "unhashable" in issue.message
