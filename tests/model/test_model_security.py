@@ -140,3 +140,26 @@ def test_exit_without_a_hub_that_provides_it():
     (w,) = warnings(with_("    endpoint: 203.0.113.10:51820\n",
                           "    endpoint: 203.0.113.10:51820\n    exit: true\n"))
     assert w.field == "hubs.vps.exit"
+
+
+def test_private_key_anywhere_in_the_text_even_a_comment():
+    private = keypair("laptop")[0]
+    for text in (BASE.replace("nodes:\n", f"nodes:\n  # laptop's key: {private}\n"),
+                 BASE + f"# {private}\n",
+                 BASE.replace("    asn: 65020\n", f"    asn: 65020   # {private}\n")):
+        (issue,) = errors(text)
+        assert "PRIVATE key of laptop" in issue.message and issue.line
+        assert private not in issue.format()
+    # A public key in a comment is fine.
+    parse(BASE + f"# vps: {pub('vps')}\n")
+
+
+@pytest.mark.parametrize("pasted", [
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    f"PrivateKey = {keypair('zz')[0]}",
+    "presharedkey=abc",
+])
+def test_pasted_private_material(pasted):
+    (issue,) = errors(BASE + f"# {pasted}\n")
+    assert issue.line == BASE.count("\n") + 1 and "private key material" in issue.message
+    assert keypair("zz")[0] not in issue.format()

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import schema
 from .issues import Issue, Loc, TopologyError
-from .validate import check
+from .validate import check, secrets_in_text
 
 
 class _Loader(yaml.SafeLoader):
@@ -388,6 +388,8 @@ def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
         for i in check(topology)
     ]
     errors += [i for i in issues if i.level == "error"]
+    errors += [Issue("error", (), message, fix, file, line)
+               for line, message, fix in secrets_in_text(text, topology)]
     if errors:
         raise TopologyError(_by_line(errors))
     return topology, issues
