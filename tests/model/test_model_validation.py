@@ -91,13 +91,31 @@ CASES = [
     ("bad-ip-text", edit("    address: 10.0.0.10\n", "    address: laptop  # <-\n"),
      "nodes.laptop.address", r"not a valid IPv4 address"),
     ("bad-cidr", edit("[100.100.100.1/32]", "[100.100.100.1/33]  # <-"),
-     "nodes.laptop.announce.0", r"not a valid IPv4 prefix"),
+     "nodes.laptop.announce.0", r"not a valid IPv4 or IPv6 prefix"),
     ("cidr-host-bits", edit("[100.100.100.1/32]", "[100.100.100.1/24]  # <-"),
      "nodes.laptop.announce.0", r"host bits set"),
     ("bad-overlay", edit("  overlay: 10.0.0.0/24\n", "  overlay: 10.0.0/24  # <-\n"),
      "network.overlay", r"not a valid IPv4 prefix"),
-    ("ipv6-announce", edit("[100.100.100.1/32]", "[2001:db8::/48]  # <-"),
-     "nodes.laptop.announce.0", r"not a valid IPv4 prefix"),
+    ("ipv6-default", edit("[100.100.100.1/32]", "['::/0']  # <-"),
+     "nodes.laptop.announce.0", r"default route \(::/0\)"),
+    ("ipv6-overlaps-overlay6",
+     edit("[100.100.100.1/32]", "[fd00:1::/96]  # <-").replace(
+         "  overlay: 10.0.0.0/24\n", "  overlay: 10.0.0.0/24\n  overlay6: fd00:1::/64\n"),
+     "nodes.laptop.announce.0", r"overlaps the overlay fd00:1::/64"),
+    ("ipv6-in-overlay", edit("  overlay: 10.0.0.0/24\n", "  overlay: fd00::/64  # <-\n"),
+     "network.overlay", r"not a valid IPv4 prefix"),
+    ("ipv4-in-overlay6",
+     edit("  overlay: 10.0.0.0/24\n", "  overlay: 10.0.0.0/24\n  overlay6: 10.1.0.0/24  # <-\n"),
+     "network.overlay6", r"not an IPv6 prefix"),
+    ("address6-outside",
+     edit("    address: 10.0.0.10\n", "    address: 10.0.0.10\n    address6: fd00:2::10  # <-\n")
+     .replace("  overlay: 10.0.0.0/24\n", "  overlay: 10.0.0.0/24\n  overlay6: fd00:1::/64\n"),
+     "nodes.laptop.address6", r"outside the overlay fd00:1::/64"),
+    ("address6-without-overlay6",
+     edit("    address: 10.0.0.10\n", "    address: 10.0.0.10\n    address6: fd00:2::10  # <-\n"),
+     "nodes.laptop.address6", r"no overlay6"),
+    ("bad-daemon", edit("    asn: 65020\n", "    asn: 65020\n    daemon: quagga  # <-\n"),
+     "nodes.friend.daemon", r"not one of the allowed values"),
     # tunnel address outside the overlay, or colliding
     ("address-outside-overlay", edit("    address: 10.0.0.10\n", "    address: 10.0.1.10  # <-\n"),
      "nodes.laptop.address", r"outside the overlay 10\.0\.0\.0/24"),
@@ -256,7 +274,7 @@ def test_unknown_key_suggests_closest(typo, where, suggestion):
 
 def test_unknown_key_far_from_all_lists_known_ones():
     (issue,) = errors(edit("  mtu: 1420\n", "  mtu: 1420\n  zzzzzz: 1\n"))
-    assert "known keys: name, overlay, mode" in issue.fix
+    assert "known keys: name, overlay, " in issue.fix
 
 
 def test_several_errors_all_reported_in_line_order():

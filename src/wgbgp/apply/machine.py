@@ -15,6 +15,11 @@ Commands (see also scripts.py):
 - FRR reload:      frr-reload.py --test, then --reload, on a staged copy (OS-derived lines
                    pinned, private --confdir so frr-reload never rewrites frr.conf)
 - FRR stop:        /usr/lib/frr/frrinit.sh stop    (systemctl stop frr under systemd)
+- BIRD start:      bird -c /etc/bird/bird.conf -P /run/bird/bird.pid [-u bird -g bird]
+                   (systemctl start bird under systemd); waits until birdc answers
+- BIRD reload:     birdc configure "/etc/bird/bird.conf" (checked by `bird -p -c` before the
+                   file is written): protocols whose config is unchanged keep their sessions
+- BIRD stop:       birdc down   (systemctl stop bird under systemd)
 """
 
 from __future__ import annotations
@@ -42,20 +47,25 @@ from .changes import (
 from .executor import CommandFailed, CommandResult, Executor
 from .probe import MANIFEST, PENDING, SYSCTL_BEFORE, MachineState, ProbeError, probe
 from .scripts import (
+    BIRD_CONFIGURE,
+    BIRD_START,
+    BIRD_STOP,
     FRR_RELOAD,
     FRR_SERVICE,
     INSTALL,
+    NOTE_BIRD,
     RESTORE,
     SYSCTL,
     UNINSTALL,
     VALIDATE,
     WG_SYNC,
 )
-from .steps import FRR_CONF, Step, plan_steps
+from .steps import BIRD_CONF, FRR_CONF, Step, plan_steps
 
 FRRINIT = "/usr/lib/frr/frrinit.sh"
 USERSPACE_ENV = "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1"
 FRR_START_TIMEOUT = 30.0
+BIRD_START_TIMEOUT = 10.0
 
 Progress = Callable[[str, str, str, str], None]  # machine, step name, status, detail
 Status = Literal["ok", "failed", "undone", "undo-failed"]
@@ -189,6 +199,23 @@ def _check(result: CommandResult, what: str, undo: Callable[[], None] | None = N
         raise StepFailed(f"{what} failed: {_why(result)}", undo)
 
 
+def _bird_stop(executor: Executor, state: MachineState) -> str:
+    if state.systemd:
+        executor.run(["systemctl", "stop", "bird"], timeout=120)
+        return "systemctl stop bird"
+    _check(_sh(executor, BIRD_STOP, "wgbgp-bird-stop", check=False), "birdc down")
+    return "birdc down"
+
+
+def manifest_daemon(text: str | None, daemon: str) -> str | None:
+    """How `daemon` was found by the first apply (started|preexisting), from the manifest."""
+    for line in (text or "").splitlines():
+        parts = line.split("\t")
+        if parts[0] == daemon and len(parts) == 2:
+            return parts[1]
+    return None
+
+
 def _frr_service(state: MachineState, verb: str) -> list[str]:
     return ["systemctl", verb, "frr"] if state.systemd else [FRRINIT, verb]
 
@@ -208,7 +235,9 @@ def plan_machine(
     has_frr = any(f.kind == "frr" for f in files)
     wgs = [parse_wg_quick(f.path, f.text) for f in files if f.kind == "wireguard"]
     keys = sorted({w.key_file for w in wgs if w.key_file and not w.inline_key})
-    units = [f"wg-quick@{w.name}" for w in wgs] + (["frr"] if has_frr else [])
+    has_bird = any(f.kind == "bird" for f in files)
+    units = ([f"wg-quick@{w.name}" for w in wgs] + (["frr"] if has_frr else [])
+             + (["bird"] if has_bird else []))
     state = probe(executor, files=paths, raw=[FRR_DAEMONS] if has_frr else [],
                   interfaces=[w.name for w in wgs], keys=keys, units=units)
     wanted = list(files)
@@ -251,7 +280,7 @@ class _Runner:
         files: list[FileChange] = step.params["files"]
         args: list[str] = []
         for c in files:
-            name = {"frr": "frr.conf", "nftables": "nftables.nft"}.get(
+            name = {"frr": "frr.conf", "bird": "bird.conf", "nftables": "nftables.nft"}.get(
                 c.kind, interface_of(c.path))
             args += [c.kind, name]
         res = _sh(self.x, VALIDATE, "wgbgp-validate", *args,
@@ -264,7 +293,8 @@ class _Runner:
         files: list[FileChange] = step.params["files"]
         args = [MANIFEST]
         for c in files:
-            owner = "frr:frr" if c.kind.startswith("frr") else ""
+            owner = ("frr:frr" if c.kind.startswith("frr") else
+                     "bird:bird" if c.kind == "bird" else "")
             args += [c.path, f"{c.mode:o}", owner]
 
         def undo() -> None:
@@ -379,6 +409,35 @@ class _Runner:
         _check(self._service("restart", "preexisting", step.params.get("asn")), " ".join(argv),
                self._undo_reload)
         return " ".join(argv), self._undo_reload
+
+    def bird_start(self, step: Step) -> tuple[str, Callable[[], None]]:
+        _sh(self.x, NOTE_BIRD, "wgbgp-note", MANIFEST, "started", check=False)
+
+        def undo() -> None:
+            _bird_stop(self.x, self.state)
+
+        if self.state.systemd:
+            argv = ["systemctl", "start", "bird"]
+            _check(self.x.run(argv, check=False, timeout=120), " ".join(argv), undo)
+            return " ".join(argv), undo
+        tenths = str(int(BIRD_START_TIMEOUT * 10))
+        res = _sh(self.x, BIRD_START, "wgbgp-bird-start", BIRD_CONF, tenths, check=False,
+                  timeout=BIRD_START_TIMEOUT + 30)
+        _check(res, f"bird -c {BIRD_CONF}", undo)
+        return f"bird -c {BIRD_CONF}", undo
+
+    def _bird_configure(self) -> CommandResult:
+        return _sh(self.x, BIRD_CONFIGURE, "wgbgp-bird-configure", BIRD_CONF, check=False)
+
+    def _undo_bird(self) -> None:
+        _check(self._bird_configure(), "birdc configure (previous config)")
+
+    def bird_reload(self, step: Step) -> tuple[str, Callable[[], None]]:
+        _sh(self.x, NOTE_BIRD, "wgbgp-note", MANIFEST, "preexisting", check=False)
+        res = self._bird_configure()
+        _check(res, "birdc configure", self._undo_bird)
+        answer = [line for line in res.stdout.splitlines() if line.startswith("Reconfig")]
+        return f"birdc configure: {answer[-1] if answer else 'done'}", self._undo_bird
 
     def enable(self, step: Step) -> tuple[str, Callable[[], None]]:
         units = step.params["units"]
@@ -553,8 +612,10 @@ def down_machine(
     ifaces = [interface_of(p) for p in paths if p.startswith("/etc/wireguard/")
               and p.endswith(".conf")]
     try:
+        bird_how = manifest_daemon(manifest_text, "bird")
         state = probe(executor, interfaces=ifaces,
-                      units=[f"wg-quick@{i}" for i in ifaces] + (["frr"] if frr_how else []))
+                      units=[f"wg-quick@{i}" for i in ifaces] + (["frr"] if frr_how else [])
+                      + (["bird"] if bird_how else []))
     except (CommandFailed, ProbeError, OSError) as exc:
         return ApplyResult(name, ok=False, failed_step="probe", error=mask_output(str(exc)),
                            seconds=time.monotonic() - t0)
@@ -599,9 +660,13 @@ def down_machine(
                 executor.run(argv, timeout=180)
                 return " ".join(argv)
             step("frr", "frr-stop", frr_stop)
+    bird_managed = BIRD_CONF in paths
+    if bird_managed and state.bird_running and bird_how != "preexisting":
+        step("bird", "bird-stop", lambda: _bird_stop(executor, state))
     if state.systemd:
         units = [u for u, on in state.units.items() if on and (u.startswith("wg-quick@")
-                 or (u == "frr" and frr_how != "preexisting"))]
+                 or (u == "frr" and frr_how != "preexisting")
+                 or (u == "bird" and bird_how != "preexisting"))]
         if units:
             step("disable at boot", "disable",
                  lambda: (executor.run(["systemctl", "disable", *units]),
@@ -632,6 +697,12 @@ def down_machine(
             _check(res, "frr-reload.py (original config)")
             return "reloaded FRR's original config: " + (delta.text() or "no change")
         step("frr", "frr-reload", frr_back)
+    if bird_managed and state.bird_running and bird_how == "preexisting":
+        def bird_back() -> str:
+            res = _sh(executor, BIRD_CONFIGURE, "wgbgp-bird-configure", BIRD_CONF, check=False)
+            _check(res, "birdc configure (original config)")
+            return "reloaded BIRD's original config"
+        step("bird", "bird-reload", bird_back)
     result.seconds = time.monotonic() - t0
     return result
 

@@ -20,7 +20,8 @@ PENDING = f"{STATE_DIR}/apply-pending"      # present while an apply is midway
 SYSCTL_BEFORE = f"{STATE_DIR}/sysctl-before"  # values before wgbgp first set them
 FRR_DIR = "/usr/lib/frr"
 FRR_DAEMON_NAMES = ("watchfrr", "zebra", "bgpd", "staticd", "bfdd")
-TOOLS = ("wg", "wg-quick", "ip", "nft", "sysctl", "vtysh", "base64", "sha256sum", "systemctl")
+TOOLS = ("wg", "wg-quick", "ip", "nft", "sysctl", "vtysh", "base64", "sha256sum", "systemctl",
+         "bird", "birdc")
 
 # Arguments: a sequence of `F path` (file to hash; masked text returned), `R path` (file
 # returned whole: not secret), `I iface` (interface facts), `K path` (key file exists?).
@@ -31,7 +32,7 @@ t='	'
 mask='s/^([[:space:]]*(PrivateKey|PresharedKey)[[:space:]]*=[[:space:]]*).+$/\1(hidden)/I'
 pw='s/^([[:space:]]*(neighbor[[:space:]]+[^[:space:]]+[[:space:]]+|enable[[:space:]]+)?'
 pw="${pw}password[[:space:]]+).+$/\1(hidden)/"
-for tool in wg wg-quick ip nft sysctl vtysh base64 sha256sum systemctl; do
+for tool in wg wg-quick ip nft sysctl vtysh base64 sha256sum systemctl bird birdc; do
   if command -v "$tool" >/dev/null 2>&1; then ok=1; else ok=0; fi
   echo "tool$t$tool$t$ok"
 done
@@ -44,6 +45,8 @@ for d in watchfrr zebra bgpd staticd bfdd; do
   p=$(cat "/var/run/frr/$d.pid" 2>/dev/null || true)
   if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo "daemon$t$d$t$p"; fi
 done
+if command -v birdc >/dev/null 2>&1 \
+   && birdc -s /run/bird/bird.ctl show status >/dev/null 2>&1; then echo "bird${t}1"; fi
 if command -v nft >/dev/null 2>&1 && nft list table inet wgbgp >/dev/null 2>&1; then
   echo "nft${t}1"; else echo "nft${t}0"; fi
 while [ $# -ge 2 ]; do
@@ -103,6 +106,7 @@ class MachineState:
     keys: dict[str, bool] = field(default_factory=dict)     # key file -> present
     units: dict[str, bool] = field(default_factory=dict)    # systemd unit -> enabled
     nft_table: bool = False
+    bird_running: bool = False  # BIRD answers on /run/bird/bird.ctl
     systemd: bool = False
     pending: bool = False
 
@@ -121,7 +125,8 @@ class MachineState:
         return {
             "interfaces": {n: {"up": i.exists, "mtu": i.mtu, "addresses": list(i.addresses)}
                            for n, i in self.interfaces.items()},
-            "frr_daemons": dict(self.daemons), "nft_table": self.nft_table,
+            "frr_daemons": dict(self.daemons), "bird_running": self.bird_running,
+            "nft_table": self.nft_table,
             "systemd": self.systemd, "pending": self.pending,
             "missing_tools": sorted(t for t, ok in self.tools.items() if not ok),
         }
@@ -161,6 +166,8 @@ def parse_probe(output: str) -> MachineState:
             state.systemd = parts[1] == "1"
         elif tag == "pending":
             state.pending = parts[1] == "1"
+        elif tag == "bird":
+            state.bird_running = parts[1] == "1"
         elif tag == "nft":
             state.nft_table = parts[1] == "1"
         elif tag == "daemon":

@@ -28,6 +28,10 @@ while [ $# -ge 2 ]; do
     if ! out=$(vtysh --dryrun --inputfile "$f" 2>&1); then
       echo "FRR rejects $name:"; printf '%s\n' "$out" | SANITISE | sed 's/^/  /'; rc=1
     fi ;;
+  bird)
+    if ! out=$(bird -p -c "$f" 2>&1); then
+      echo "BIRD rejects $name:"; printf '%s\n' "$out" | sed 's/^/  /'; rc=1
+    fi ;;
   nftables)
     if ! out=$(nft -c -f "$f" 2>&1); then
       echo "nft rejects $name:"; printf '%s\n' "$out" | sed 's/^/  /'; rc=1
@@ -265,4 +269,54 @@ while [ $# -ge 2 ]; do
   rm -f "$path.wgbgp-prev"
 done
 exit $rc
+"""
+
+# BIRD. Its control socket is /run/bird/bird.ctl (Debian's build), its config
+# /etc/bird/bird.conf. Without systemd nothing starts it: wgbgp does, as Debian's unit would
+# (as user bird when that user exists), and waits until it answers on its socket.
+# Args: CONF TIMEOUT_TENTHS
+BIRD_START = PATH_LINE + r"""
+conf=$1; n=$2
+mkdir -p /run/bird
+user=
+if id bird >/dev/null 2>&1; then chown bird:bird /run/bird; user="-u bird -g bird"; fi
+bird -c "$conf" -P /run/bird/bird.pid $user || exit 1
+while [ "$n" -gt 0 ]; do
+  if birdc -s /run/bird/bird.ctl show status >/dev/null 2>&1; then exit 0; fi
+  sleep 0.1; n=$((n - 1))
+done
+echo "bird did not answer on /run/bird/bird.ctl in time" >&2
+exit 1
+"""
+
+# Reload BIRD's config: `birdc configure` keeps every protocol whose config did not change
+# (sessions stay up; a changed filter only re-evaluates routes). birdc exits 0 even when
+# BIRD refuses the file, so its answer decides. Args: CONF
+BIRD_CONFIGURE = PATH_LINE + r"""
+conf=$1
+out=$(birdc -s /run/bird/bird.ctl configure "\"$conf\"" 2>&1)
+printf '%s\n' "$out"
+printf '%s\n' "$out" | grep -Eq '^(Reconfigured|Reconfiguration in progress)' && exit 0
+exit 1
+"""
+
+# Stop the BIRD that wgbgp started (graceful: BGP peers get a Cease notification).
+BIRD_STOP = PATH_LINE + r"""
+birdc -s /run/bird/bird.ctl down >/dev/null 2>&1 || true
+n=50
+while [ "$n" -gt 0 ] && birdc -s /run/bird/bird.ctl show status >/dev/null 2>&1; do
+  sleep 0.1; n=$((n - 1))
+done
+if birdc -s /run/bird/bird.ctl show status >/dev/null 2>&1; then
+  echo "bird did not stop" >&2; exit 1
+fi
+rm -f /run/bird/bird.pid
+"""
+
+# Record once how BIRD was found (for `down`). Args: MANIFEST started|preexisting
+NOTE_BIRD = PATH_LINE + r"""
+m=$1; how=$2
+mkdir -p "$(dirname "$m")"
+awk -F '\t' '$1 == "bird" { f = 1 } END { exit !f }' "$m" 2>/dev/null \
+  || printf 'bird\t%s\n' "$how" >> "$m"
 """

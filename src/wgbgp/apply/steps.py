@@ -2,8 +2,8 @@
 the probed state, so `plan` shows exactly what `apply` will do, and tests check ordering
 without a machine.
 
-Order: validate -> write files -> sysctl -> nftables -> WireGuard (per interface) -> FRR ->
-enable at boot. Files are checked by their own tools before any is written; kernel settings
+Order: validate -> write files -> sysctl -> nftables -> WireGuard (per interface) -> FRR or
+BIRD -> enable at boot. Files are checked by their own tools before any is written; kernel settings
 and the firewall come before the tunnel they protect; BGP comes last because it runs over
 the tunnel.
 """
@@ -25,6 +25,7 @@ from .changes import (
 from .probe import MachineState
 
 FRR_CONF = "/etc/frr/frr.conf"
+BIRD_CONF = "/etc/bird/bird.conf"
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class Step:
     """One named step. `action` says what runs; `reason` says why, for people."""
 
     name: str
-    # validate write sysctl nftables wg-up wg-sync frr-start frr-restart frr-reload enable
+    # validate write sysctl nftables wg-up wg-sync frr-start frr-restart frr-reload
+    # bird-start bird-reload enable
     action: str
     reason: str
     target: str = ""
@@ -95,6 +97,10 @@ def preflight(changes: ChangeSet, state: MachineState) -> list[str]:
             problems.append("FRR is not installed (need vtysh, /usr/lib/frr/frrinit.sh, "
                             "frr-reload.py and /etc/frr/daemons): install frr and "
                             "frr-pythontools")
+    if "bird" in kinds:
+        missing = [t for t in ("bird", "birdc") if not state.has(t)]
+        if missing:
+            problems.append(f"{', '.join(missing)} not found: install bird2")
     if "nftables" in kinds and not state.has("nft"):
         problems.append("nft not found: install nftables")
     if "sysctl" in kinds and not state.has("sysctl"):
@@ -118,7 +124,7 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
         notes.append("a previous apply did not finish: re-applying the live state")
 
     to_check = [c for c in changes.changed
-                if c.content_changed and c.kind in ("frr", "nftables", "wireguard")]
+                if c.content_changed and c.kind in ("frr", "bird", "nftables", "wireguard")]
     if to_check:
         steps.append(Step("validate", "validate",
                           "check " + ", ".join(c.path for c in to_check) + " before writing",
@@ -177,10 +183,22 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
         if daemons is not None and daemons.content_changed and state.bgpd_running:
             notes.append("enabled daemons in /etc/frr/daemons take effect at FRR's next start")
 
+    bird = changes.get(BIRD_CONF)
+    if bird is not None:
+        if not state.bird_running:
+            steps.append(Step("bird", "bird-start", "BIRD is not running"))
+        elif bird.content_changed or force:
+            steps.append(Step("bird", "bird-reload",
+                              f"{bird.path} changed: reload (birdc configure; unchanged "
+                              "sessions stay up)" if bird.content_changed
+                              else "re-apply after unfinished apply"))
+
     if enable_at_boot:
         units = [f"wg-quick@{name}" for name in wg_interfaces(changes)]
         if frr is not None:
             units.append("frr")
+        if bird is not None:
+            units.append("bird")
         if state.systemd:
             todo = [u for u in units if not state.units.get(u, False)]
             if todo:
@@ -199,4 +217,6 @@ def probe_units(changes: ChangeSet) -> list[str]:
     units = [f"wg-quick@{name}" for name in wg_interfaces(changes)]
     if changes.get(FRR_CONF) is not None:
         units.append("frr")
+    if changes.get(BIRD_CONF) is not None:
+        units.append("bird")
     return units

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Literal
+
+Prefix = IPv4Network | IPv6Network
 
 KEY_DIR = "/etc/wgbgp/keys"
 
@@ -32,7 +41,7 @@ class TunnelPeer:
 
     name: str
     public_key: str | None
-    allowed_ips: tuple[IPv4Network | str, ...]
+    allowed_ips: tuple[Prefix | str, ...]
     endpoint: str | None = None
     keepalive: int | None = None
     preshared_key: SecretRef | None = None
@@ -44,34 +53,51 @@ class Tunnel:
 
     interface: str
     hub: str
-    address: IPv4Interface
+    address: IPv4Interface | None  # None in an IPv6-only overlay
     mtu: int
     peers: tuple[TunnelPeer, ...]
     listen_port: int | None = None
     # Clients: wg-quick must not install routes for AllowedIPs (0.0.0.0/0); BGP routes.
     table_off: bool = False
+    address6: IPv6Interface | None = None  # with an IPv6 overlay
+
+    @property
+    def addresses(self) -> tuple[IPv4Interface | IPv6Interface, ...]:
+        """The tunnel's own addresses, IPv4 first."""
+        return tuple(a for a in (self.address, self.address6) if a is not None)
 
 
 @dataclass(frozen=True)
 class BgpSession:
-    """One eBGP neighbour, with the prefixes it may send us."""
+    """One eBGP neighbour, with the prefixes it may send us.
+
+    Sessions are per address family: an IPv4 session between IPv4 tunnel addresses
+    carries IPv4 unicast, an IPv6 session between IPv6 tunnel addresses carries IPv6
+    unicast. So every next hop is a tunnel address of its own family, on both daemons.
+    """
 
     peer: str
-    peer_address: IPv4Address
+    peer_address: IPv4Address | IPv6Address
     peer_asn: int
     interface: str
     multihop: int | None
-    accept: tuple[IPv4Network, ...]
+    accept: tuple[Prefix, ...]
     # Per `accept` entry: the longest more-specific also accepted (None: exactly it).
     accept_le: tuple[int | None, ...] = ()
     # Accepted prefixes past which we close the session (None: no limit).
     max_prefixes: int | None = None
     password: SecretRef | None = None  # TCP-MD5
+    # Our own end of the session (same family as peer_address).
+    local_address: IPv4Address | IPv6Address | None = None
 
-    def import_filter(self) -> tuple[tuple[IPv4Network, int | None], ...]:
+    def import_filter(self) -> tuple[tuple[Prefix, int | None], ...]:
         """(prefix, longest accepted length or None) for each prefix we accept."""
         les = self.accept_le or (None,) * len(self.accept)
         return tuple(zip(self.accept, les, strict=True))
+
+    @property
+    def afi(self) -> Literal["ipv4", "ipv6"]:
+        return "ipv4" if self.peer_address.version == 4 else "ipv6"
 
 
 @dataclass(frozen=True)
@@ -80,13 +106,17 @@ class BgpSpeaker:
 
     asn: int
     router_id: IPv4Address
-    originate: tuple[IPv4Network, ...]
+    originate: tuple[Prefix, ...]
     sessions: tuple[BgpSession, ...]
     # Never accepted from any neighbour, nor any more-specific of them: our tunnels'
     # overlay and our own prefixes (the default route is never accepted either).
-    reject: tuple[IPv4Network, ...] = ()
+    reject: tuple[Prefix, ...] = ()
     # The longest more-specific of our own prefixes we may export (None: exactly them).
     originate_le: int | None = None
+    daemon: Literal["frr", "bird"] = "frr"
+
+    def originate_of(self, version: int) -> tuple[Prefix, ...]:
+        return tuple(p for p in self.originate if p.version == version)
 
 
 @dataclass(frozen=True)
@@ -100,7 +130,7 @@ class Plan:
     bgp: BgpSpeaker | None
     ip_forward: bool
     # Hubs: tunnel sources whose traffic may leave for the Internet (masqueraded).
-    exit_sources: tuple[IPv4Network, ...] = ()
+    exit_sources: tuple[Prefix, ...] = ()
 
     @property
     def key_file(self) -> str:

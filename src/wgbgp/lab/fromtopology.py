@@ -41,10 +41,12 @@ LAB_RANGES = {
 
 def clashes(topology: Topology) -> list[str]:
     """Overlay or announced prefixes that the lab's underlay already uses."""
-    mine = [("the overlay", topology.network.overlay)]
+    mine = [("the overlay", topology.network.overlay)] if topology.network.overlay else []
     mine += [(f"{n}'s {p}", p) for n, node in topology.nodes.items() for p in node.announce]
+    # The underlay is IPv4 only: IPv6 prefixes cannot clash with it.
     return [f"{what} overlaps the lab's {kind} range {net}"
-            for what, prefix in mine for kind, net in LAB_RANGES.items() if prefix.overlaps(net)]
+            for what, prefix in mine if prefix.version == 4
+            for kind, net in LAB_RANGES.items() if prefix.overlaps(net)]
 
 
 def spec_for(topology: Topology, name: str) -> LabSpec:

@@ -1,8 +1,8 @@
 """Lab machines: a network namespace plus a persistent mount and UTS namespace.
 
 Inside a machine the real-host paths work unchanged: `/etc/wireguard`, `/etc/frr`,
-`/run/frr`, `/run/wireguard`, ... are private to it (bind mounts of per-machine
-directories under the lab's state dir, so they are inspectable from the host), plain
+`/etc/bird`, `/run/frr`, `/run/bird`, `/run/wireguard`, ... are private to it (bind mounts
+of per-machine directories under the lab's state dir, so they are inspectable from the host), plain
 `wg`, `vtysh` and `/usr/lib/frr/frrinit.sh` reach this machine's own daemons, and the
 hostname is the machine's name. Apply and observe code runs unchanged through
 `Machine.executor()`.
@@ -30,6 +30,7 @@ PRIVATE_DIRS: dict[str, tuple[str, int]] = {
     "/etc/wireguard": ("root", 0o700),
     "/etc/frr": ("frr", 0o750),
     "/var/log/frr": ("frr", 0o750),
+    "/etc/bird": ("bird", 0o750),  # BIRD nodes (daemon: bird); its socket is in /run/bird
     "/etc/wgbgp": ("root", 0o755),
     "/var/lib/wgbgp": ("root", 0o755),
     "/etc/sysctl.d": ("root", 0o755),
@@ -38,6 +39,7 @@ PRIVATE_DIRS: dict[str, tuple[str, int]] = {
 }
 RUN_DIRS: dict[str, tuple[str, int]] = {  # created inside the machine's /run
     "frr": ("frr", 0o755), "wireguard": ("root", 0o755), "lock": ("root", 0o755),
+    "bird": ("bird", 0o755),
 }
 FRR_DAEMONS_ON = ("zebra", "bgpd", "staticd", "bfdd")
 # wg-quick falls back to wireguard-go only with this set; harmless where the kernel

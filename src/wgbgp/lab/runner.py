@@ -6,11 +6,12 @@ The lab only provides machines. Keys are made on them, configs come from `render
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from ..apply import ApplyResult, Executor, remote_keygen
@@ -18,6 +19,7 @@ from ..apply.parallel import apply_many
 from ..apply.secrets import read_secrets
 from ..compile import Plan, compile_topology
 from ..model import Topology
+from ..observe import bird
 from ..observe.frr import FrrJsonError, parse_neighbors, parse_routes
 from ..render import SecretError, render_machine
 from .build import Lab, build_lab, open_lab
@@ -70,12 +72,14 @@ def require_lab(name: str | None) -> Lab:
     return lab
 
 
-def announced_addresses(prefixes: Iterable[IPv4Network]) -> list[str]:
-    """The address a lab client holds for each prefix it announces (first host, /32)."""
+def announced_addresses(prefixes: Iterable[IPv4Network | IPv6Network]) -> list[str]:
+    """The address a lab client holds for each prefix it announces (first host, /32 or
+    /128)."""
     out = []
     for p in prefixes:
-        host = p.network_address if p.prefixlen >= 31 else p.network_address + 1
-        out.append(f"{host}/32")
+        host = (p.network_address if p.prefixlen >= p.max_prefixlen - 1
+                else p.network_address + 1)
+        out.append(f"{host}/{p.max_prefixlen}")
     return out
 
 
@@ -184,7 +188,8 @@ class Convergence:
 def convergence(executors: dict[str, Executor], plans: dict[str, Plan]) -> Convergence:
     """Every configured session Established, every expected prefix installed by BGP?"""
     speakers = {n: p for n, p in plans.items() if p.bgp is not None}
-    seen = _parallel({n: executors[n] for n in speakers}, lambda n, x: _bgp_view(x))
+    seen = _parallel({n: executors[n] for n in speakers},
+                     lambda n, x: _bgp_view(x, speakers[n]))
     c = Convergence()
     for name, plan in speakers.items():
         neighbours, routes = seen[name]
@@ -204,15 +209,48 @@ def convergence(executors: dict[str, Executor], plans: dict[str, Plan]) -> Conve
     return c
 
 
-def _bgp_view(x: Executor) -> tuple[dict[str, str], set[str]]:
+def _bgp_view(x: Executor, plan: Plan) -> tuple[dict[str, str], set[str]]:
+    """(neighbour address -> session state, prefixes BGP installed in the kernel)."""
+    if plan.bgp is not None and plan.bgp.daemon == "bird":
+        return _bird_view(x, plan)
+    v6 = any(s.afi == "ipv6" for s in plan.bgp.sessions) if plan.bgp else False
     summary = x.run(["vtysh", "-c", "show bgp summary json"], check=False)
-    rib = x.run(["vtysh", "-c", "show ip route bgp json"], check=False)
+    ribs = [x.run(["vtysh", "-c", "show ip route bgp json"], check=False)]
+    if v6:
+        ribs.append(x.run(["vtysh", "-c", "show ipv6 route bgp json"], check=False))
     try:
         _, _, neighbours = parse_neighbors(summary.stdout)
-        routes = {r.prefix for r in parse_routes(rib.stdout, ("bgp",)) if r.installed}
+        routes = {r.prefix for rib in ribs for r in parse_routes(rib.stdout, ("bgp",))
+                  if r.installed}
     except FrrJsonError:
         return {}, set()
     return {n.address: n.state for n in neighbours}, routes
+
+
+def _bird_view(x: Executor, plan: Plan) -> tuple[dict[str, str], set[str]]:
+    """BIRD: sessions from `birdc show protocols all`; routes BIRD put in the kernel."""
+    res = x.run(["birdc", "show", "protocols", "all"], check=False)
+    try:
+        neighbours = bird.neighbors(bird.parse_protocols(res.stdout))
+    except bird.BirdOutputError:
+        return {}, set()
+    return {n.address: n.state for n in neighbours}, kernel_routes(x, "bird")
+
+
+def kernel_routes(x: Executor, proto: str) -> set[str]:
+    """Prefixes of the kernel routes that routing daemon `proto` installed (both families)."""
+    out: set[str] = set()
+    for family in ("-4", "-6"):
+        res = x.run(["ip", "-j", family, "route", "show", "proto", proto], check=False)
+        try:
+            for r in json.loads(res.stdout or "[]"):
+                dst = r.get("dst", "")
+                if dst and "/" not in dst:
+                    dst += "/32" if family == "-4" else "/128"
+                out.add(dst)
+        except ValueError:
+            continue
+    return out
 
 
 def wait_converged(executors: dict[str, Executor], plans: dict[str, Plan], *, timeout: float,

@@ -57,11 +57,15 @@ def sessions_established(executors: dict[str, Executor], plans: dict[str, Plan])
                      ("; " + "; ".join(missing[:10]) if missing else ""))
 
 
-def _source(plan: Plan) -> str:
-    originate = plan.bgp.originate if plan.bgp else ()
+def _source(plan: Plan, version: int = 4) -> str:
+    """The address a client pings from: its first announced address of that family, else
+    its tunnel address of that family."""
+    originate = [p for p in (plan.bgp.originate if plan.bgp else ()) if p.version == version]
     if originate:
         return announced_addresses(originate)[0].split("/")[0]
-    return str(plan.tunnels[0].address.ip)
+    tunnel = plan.tunnels[0]
+    own = tunnel.address if version == 4 else tunnel.address6
+    return str((own or tunnel.addresses[0]).ip)
 
 
 def reachability(executors: dict[str, Executor], plans: dict[str, Plan]) -> tuple[Assertion, int]:
@@ -73,7 +77,8 @@ def reachability(executors: dict[str, Executor], plans: dict[str, Plan]) -> tupl
 
     def ping(probe: tuple[str, str, str]) -> bool:
         a, _, dst = probe
-        res = executors[a].run(["ping", "-c", "1", "-W", "2", "-I", _source(plans[a]), dst],
+        source = _source(plans[a], 6 if ":" in dst else 4)
+        res = executors[a].run(["ping", "-c", "1", "-W", "2", "-I", source, dst],
                                check=False, timeout=10)
         return res.ok
 

@@ -137,6 +137,7 @@ _FRIENDLY = {
     "missing": ("required field is missing", ""),
     "ip_v4_address": ("is not a valid IPv4 address", "write it like 10.0.0.10"),
     "ip_v4_network": ("is not a valid IPv4 prefix", "write it like 192.0.2.0/24, host bits zero"),
+    "ip_v6_address": ("is not a valid IPv6 address", "write it like fd42:1:2::10"),
     "int_parsing": ("is not a whole number", "write a number without quotes or units"),
     "int_type": ("is not a whole number", "write a number without quotes or units"),
     "int_from_float": ("is not a whole number", "write a number without a fraction"),
@@ -149,9 +150,11 @@ _FRIENDLY = {
 
 # What to write instead, by field name: the fix when an error has no more specific one.
 _HINTS = {
-    "network": "write it as a mapping with name, overlay and optionally mode, mtu, keepalive",
+    "network": "write it as a mapping with name, overlay and/or overlay6, and optionally "
+               "mode, mtu, keepalive",
     "name": "a short lowercase name, e.g. friends",
     "overlay": "write an IPv4 prefix for tunnel addresses, e.g. 10.0.0.0/24",
+    "overlay6": "write an IPv6 prefix for tunnel addresses, e.g. fd42:1:2::/64, or 'auto'",
     "mode": "leave it out, or write mesh",
     "mtu": "leave it out for 1420, or write a number from 1280 to 9000",
     "keepalive": "leave it out for 25, or write seconds from 1 to 3600",
@@ -159,10 +162,12 @@ _HINTS = {
     "nodes": "declare nodes by name: nodes: {laptop: {asn: 65010}}",
     "endpoint": "write the hub's public address and port, e.g. 203.0.113.10:51820",
     "address": "write an IPv4 address inside the overlay, e.g. 10.0.0.10, or leave it out",
+    "address6": "write an IPv6 address inside overlay6, e.g. fd42:1:2::10, or leave it out",
+    "daemon": "leave it out for frr, or write bird",
     "public_key": "paste the public key printed by `wgbgp keygen NAME` on that machine",
     "ssh": "write the SSH target as user@host",
     "asn": "use a private ASN: 64512-65534 or 4200000000-4294967294",
-    "announce": "list the IPv4 prefixes this node owns, e.g. [192.168.50.0/24]",
+    "announce": "list the prefixes this node owns, e.g. [192.168.50.0/24, 2001:db8:50::/48]",
     "peerings": "write each peering as a pair of node names, e.g. [laptop, friend]",
     "lab": "see the commented lab section of `wgbgp init`",
 }

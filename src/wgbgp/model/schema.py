@@ -9,10 +9,18 @@ today stay valid.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated, Literal
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from .keys import InvalidKey, decode_key
@@ -100,9 +108,27 @@ def _check_asn(value: int) -> int:
     return value
 
 
-def _check_announce(value: IPv4Network) -> IPv4Network:
+def _parse_prefix(value: Any) -> Any:
+    """An IPv4 or IPv6 prefix from its text, with a fix when it is malformed."""
+    if isinstance(value, IPv4Network | IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise invalid(f"{value!r} is not an IP prefix",
+                      "write it like 192.0.2.0/24 or 2001:db8:50::/48")
+    try:
+        return ip_network(value.strip(), strict=True)
+    except ValueError:
+        try:
+            fixed = ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise invalid(f"{value!r} is not a valid IPv4 or IPv6 prefix",
+                          "write it like 192.0.2.0/24 or 2001:db8:50::/48") from None
+        raise invalid(f"{value!r} has host bits set", f"did you mean {fixed}?") from None
+
+
+def _check_announce(value: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
     if value.prefixlen == 0:
-        raise invalid("announcing a default route (0.0.0.0/0) is not allowed",
+        raise invalid(f"announcing a default route ({value}) is not allowed",
                       "announce only the prefixes this node owns")
     return value
 
@@ -147,13 +173,28 @@ def _secret_problem(value: object) -> tuple[str, str] | None:
     return None
 
 
+def _parse_overlay6(value: Any) -> Any:
+    if value == "auto" or isinstance(value, IPv6Network):
+        return value
+    prefix = _parse_prefix(value)
+    if prefix.version != 6:
+        raise invalid(f"overlay6 {prefix} is not an IPv6 prefix",
+                      "write an IPv6 prefix such as fd42:1:2::/64 (or 'auto'), and put "
+                      "IPv4 prefixes under 'overlay'")
+    return prefix
+
+
 NodeName = Annotated[str, AfterValidator(lambda v: _check_name(v, NODE_NAME_MAX))]
 HubName = Annotated[str, AfterValidator(lambda v: _check_name(v, HUB_NAME_MAX))]
 PublicKey = Annotated[str, AfterValidator(_check_public_key)]
 Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
 # Strict: YAML `true` or "65010" is a mistake, not ASN 1 or a number.
 Asn = Annotated[int, Strict(), AfterValidator(_check_asn)]
-Announce = Annotated[IPv4Network, AfterValidator(_check_announce)]
+Announce = Annotated[IPv4Network | IPv6Network, BeforeValidator(_parse_prefix),
+                     AfterValidator(_check_announce)]
+# An IPv6 overlay prefix, or "auto": a ULA /64 derived from the network name
+# (addressing.ula_overlay).
+Overlay6 = Annotated[IPv6Network | Literal["auto"], BeforeValidator(_parse_overlay6)]
 
 
 class Section(BaseModel):
@@ -186,7 +227,10 @@ class Secret(Section):
 
 class Network(Section):
     name: NodeName
-    overlay: IPv4Network
+    # Tunnel addresses come from these: IPv4, IPv6, or both (dual stack). At least one
+    # (validate.py says so); IPv6 prefixes announced without overlay6 imply "auto".
+    overlay: IPv4Network | None = None
+    overlay6: Overlay6 | None = None
     # mesh: every client pair peers through the hub (the classic recipe).
     mode: Literal["mesh"] = "mesh"
     mtu: int = Field(1420, ge=1280, le=9000, strict=True)
@@ -201,6 +245,7 @@ class Network(Section):
 class Hub(Section):
     endpoint: Endpoint
     address: IPv4Address | None = None
+    address6: IPv6Address | None = None
     public_key: PublicKey | None = None
     ssh: str | None = None
     # Forward (masqueraded) traffic from nodes that ask for an exit to the Internet.
@@ -218,6 +263,7 @@ class Hub(Section):
 class Node(Section):
     asn: Asn
     address: IPv4Address | None = None
+    address6: IPv6Address | None = None
     public_key: PublicKey | None = None
     announce: list[Announce] = Field(default_factory=list)
     ssh: str | None = None
@@ -229,6 +275,8 @@ class Node(Section):
     max_prefixes: int | None = Field(None, ge=1, le=1_000_000, strict=True)
     # Send Internet traffic through a hub that offers an exit (hubs.*.exit).
     exit: bool = Field(False, strict=True)
+    # The BGP daemon this node runs: FRRouting (default) or BIRD 2.
+    daemon: Literal["frr", "bird"] = "frr"
 
 
 class LabCarrier(Section):

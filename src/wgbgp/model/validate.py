@@ -5,9 +5,17 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
-from .addressing import OverlayFull, allocate
+from .addressing import (
+    OverlayFull,
+    allocate,
+    allocate6,
+    implied_overlay6,
+    overlay6,
+    overlays,
+    router_ids,
+)
 from .issues import Issue
 from .keys import InvalidKey, public_key
 from .schema import PAIR, Topology
@@ -47,33 +55,87 @@ def _names(t: Topology) -> Iterator[Issue]:
 
 
 def _addresses(t: Topology) -> Iterator[Issue]:
-    overlay = t.network.overlay
-    if overlay.prefixlen > 30:
-        yield _err(("network", "overlay"), f"overlay {overlay} is too small for a hub and clients",
-                   "use a /24 or larger, e.g. 10.0.0.0/24")
+    if t.network.overlay is None and t.network.overlay6 is None and not implied_overlay6(t):
+        yield _err(("network",), "no overlay: tunnel addresses need an IPv4 or IPv6 prefix",
+                   "add 'overlay: 10.0.0.0/24' (IPv4), 'overlay6: auto' (an IPv6 ULA), "
+                   "or both for dual stack")
         return
+    yield from _family_addresses(t, "overlay", "address", allocate)
+    yield from _family_addresses(t, "overlay6", "address6", allocate6)
+    yield from _router_ids(t)
+
+
+def _family_addresses(t: Topology, key: str, field: str, alloc) -> Iterator[Issue]:
+    """Tunnel addresses of one family: inside its overlay, distinct, and enough of them."""
+    overlay = t.network.overlay if key == "overlay" else overlay6(t)
+    if overlay is None:
+        for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+            for name, m in machines.items():
+                if getattr(m, field) is not None:
+                    yield _err((section, name, field),
+                               f"{field} given but the network has no {key}",
+                               f"add '{key}' under network, or remove '{field}'")
+        return
+    if overlay.num_addresses < 4:
+        yield _err(("network", key), f"overlay {overlay} is too small for a hub and clients",
+                   "use a /24 or larger, e.g. 10.0.0.0/24" if key == "overlay"
+                   else "use a /64, e.g. fd42:1:2::/64, or write 'auto'")
+        return
+    if key == "overlay6" and (overlay.is_link_local or overlay.is_multicast):
+        yield _err(("network", key), f"overlay6 {overlay} is a link-local or multicast range",
+                   "use a unique local prefix such as fd42:1:2::/64, or write 'auto'")
+        return
+    reserved = {overlay.network_address}
+    if key == "overlay":
+        reserved.add(overlay.broadcast_address)
     seen: dict = {}
     for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
         for name, m in machines.items():
-            if m.address is None:
+            address = getattr(m, field)
+            if address is None:
                 continue
-            loc = (section, name, "address")
-            if m.address not in overlay:
-                yield _err(loc, f"tunnel address {m.address} is outside the overlay {overlay}",
-                           f"pick an address inside {overlay}, or leave 'address' out")
-            elif m.address in (overlay.network_address, overlay.broadcast_address):
-                yield _err(loc, f"{m.address} is the overlay's network or broadcast address",
-                           "pick a host address, or leave 'address' out")
-            elif m.address in seen:
-                yield _err(loc, f"tunnel address {m.address} is already used by {seen[m.address]}",
-                           "give each machine its own address, or leave 'address' out")
+            loc = (section, name, field)
+            if address not in overlay:
+                yield _err(loc, f"tunnel address {address} is outside the overlay {overlay}",
+                           f"pick an address inside {overlay}, or leave '{field}' out")
+            elif address in reserved:
+                yield _err(loc, f"{address} is the overlay's network or broadcast address"
+                           if key == "overlay" else
+                           f"{address} is the overlay's subnet-router anycast address",
+                           f"pick a host address, or leave '{field}' out")
+            elif address in seen:
+                yield _err(loc, f"tunnel address {address} is already used by {seen[address]}",
+                           f"give each machine its own address, or leave '{field}' out")
             else:
-                seen[m.address] = name
+                seen[address] = name
     try:
-        allocate(t)
+        alloc(t)
     except OverlayFull as exc:
-        yield _err(("network", "overlay"), f"overlay too small: {exc}",
+        yield _err(("network", key), f"overlay too small: {exc}",
                    "use a larger overlay prefix (shorter prefix length)")
+
+
+def _router_ids(t: Topology) -> Iterator[Issue]:
+    """IPv6-only: router IDs come from the low 32 bits of the IPv6 tunnel addresses."""
+    if t.network.overlay is not None:
+        return
+    try:
+        ids = router_ids(t)
+    except OverlayFull:
+        return
+    seen: dict = {}
+    for name, rid in ids.items():
+        if int(rid) == 0:
+            yield _err(("nodes", name, "address6"), f"{name}'s IPv6 tunnel address ends in "
+                       "32 zero bits, which cannot make a BGP router ID",
+                       "pin an address6 whose last 32 bits are not all zero")
+        elif rid in seen:
+            yield _err(("nodes", name, "address6"),
+                       f"{name} and {seen[rid]} would share BGP router ID {rid} (the last "
+                       "32 bits of their IPv6 tunnel addresses)",
+                       "pin address6 values that differ in their last 32 bits")
+        else:
+            seen[rid] = name
 
 
 def _asns(t: Topology) -> Iterator[Issue]:
@@ -89,23 +151,25 @@ def _asns(t: Topology) -> Iterator[Issue]:
 
 
 def _prefixes(t: Topology) -> Iterator[Issue]:
-    overlay = t.network.overlay
-    owners = _PrefixOwners()
+    nets = overlays(t)
+    owners = {4: _PrefixOwners(32), 6: _PrefixOwners(128)}
     for name, node in t.nodes.items():
         for i, prefix in enumerate(node.announce):
             loc = ("nodes", name, "announce", i)
-            if prefix.overlaps(overlay):
+            overlay = next((o for o in nets if o.version == prefix.version
+                            and prefix.overlaps(o)), None)
+            if overlay is not None:
                 yield _err(loc, f"{prefix} overlaps the overlay {overlay}",
                            "announce prefixes outside the tunnel overlay")
                 continue
-            clash = owners.first_overlap(prefix)
+            clash = owners[prefix.version].first_overlap(prefix)
             if clash is not None:
                 other, owner = clash
                 yield _err(loc, f"{prefix} overlaps {other}, announced by {owner}"
                            if owner != name else f"{prefix} overlaps {other} of the same node",
                            "each address range must belong to one node only")
                 continue
-            owners.add(prefix, name)
+            owners[prefix.version].add(prefix, name)
 
 
 class _PrefixOwners:
@@ -114,27 +178,30 @@ class _PrefixOwners:
     Two CIDR prefixes overlap only when one contains the other, so a new prefix overlaps
     at most one accepted supernet (found by masking it to each shorter length) or else
     accepted subnets, whose start addresses lie inside it (found by bisecting the sorted
-    starts). O(32 + log n) per prefix instead of comparing with every accepted one.
+    starts). O(bits + log n) per prefix instead of comparing with every accepted one.
     """
 
-    def __init__(self) -> None:
-        self.entries: list[tuple[IPv4Network, str]] = []  # in acceptance (file) order
+    def __init__(self, bits: int = 32) -> None:
+        self.bits = bits
+        self.entries: list[tuple[IPv4Network | IPv6Network, str]] = []  # in acceptance (file) order
         self.by_net: dict[tuple[int, int], int] = {}     # (address, length) -> entry
         self.starts: list[tuple[int, int]] = []          # sorted (address, entry)
 
-    def add(self, prefix: IPv4Network, owner: str) -> None:
+    def add(self, prefix: IPv4Network | IPv6Network, owner: str) -> None:
         index = len(self.entries)
         self.entries.append((prefix, owner))
         start = int(prefix.network_address)
         self.by_net[(start, prefix.prefixlen)] = index
         bisect.insort(self.starts, (start, index))
 
-    def first_overlap(self, prefix: IPv4Network) -> tuple[IPv4Network, str] | None:
+    def first_overlap(self, prefix: IPv4Network | IPv6Network
+                      ) -> tuple[IPv4Network | IPv6Network, str] | None:
         """The earliest accepted prefix overlapping this one, with its owner."""
+        bits, full = self.bits, (1 << self.bits) - 1
         start, length = int(prefix.network_address), prefix.prefixlen
-        end = start + (1 << (32 - length)) - 1
+        end = start + (1 << (bits - length)) - 1
         found = [self.by_net[key] for n in range(length + 1)
-                 if (key := (start & ~((1 << (32 - n)) - 1) & 0xFFFFFFFF, n)) in self.by_net]
+                 if (key := (start & ~((1 << (bits - n)) - 1) & full, n)) in self.by_net]
         lo = bisect.bisect_left(self.starts, (start, -1))
         hi = bisect.bisect_right(self.starts, (end, len(self.entries)))
         found += [index for _, index in self.starts[lo:hi]]
@@ -213,6 +280,10 @@ def _lints(t: Topology) -> Iterator[Issue]:
         if not node.announce:
             yield _warn(("nodes", name), f"{name} announces no prefixes",
                         "add the addresses it should make reachable under 'announce'")
+    if implied_overlay6(t):
+        yield _warn(("network",), "IPv6 prefixes are announced but no overlay6 is declared: "
+                    f"tunnels get IPv6 addresses from {overlay6(t)} (a ULA derived from the "
+                    "network name)", f"write 'overlay6: {overlay6(t)}' (or 'auto') to say so")
     if t.network.mtu > 1420:
         yield _warn(("network", "mtu"), f"MTU {t.network.mtu} exceeds 1420, the largest that "
                     "fits WireGuard over a 1500-byte path; large packets may be dropped",

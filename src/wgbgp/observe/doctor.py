@@ -314,13 +314,14 @@ class _Doctor:
                          f"public_key (and re-apply the peers), or load the private key "
                          f"matching {want} on {m}")
             addrs = status.addresses_on(tunnel.interface)
-            if "addresses" not in errors and tunnel.address not in addrs:
+            lacking = [a for a in tunnel.addresses if a not in addrs]
+            if "addresses" not in errors and lacking:
                 self.add("WG_ADDRESS_MISSING", m, subject, "fail",
                          f"{tunnel.interface} on {m} lacks its tunnel address "
-                         f"{tunnel.address}",
+                         f"{', '.join(map(str, lacking))}",
                          [f"addresses on {tunnel.interface}: "
                           f"{', '.join(map(str, addrs)) or 'none'}"],
-                         f"on {m}: `ip addr add {tunnel.address} dev {tunnel.interface}` "
+                         f"on {m}: `ip addr add {lacking[0]} dev {tunnel.interface}` "
                          f"(wg-quick sets it from `Address =`)")
             mtu = status.mtus.get(tunnel.interface)
             if mtu is not None and mtu != tunnel.mtu:

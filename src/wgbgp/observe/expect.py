@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from ..compile.plan import BgpSession, Plan, Tunnel, TunnelPeer
 
@@ -44,17 +44,20 @@ class Expected:
         plan = self.plans.get(machine)
         return next((t for t in plan.tunnels if t.interface == interface), None) if plan else None
 
-    def tunnel_address(self, machine: str, interface: str | None = None) -> IPv4Address | None:
+    def tunnel_address(self, machine: str, interface: str | None = None
+                       ) -> IPv4Address | IPv6Address | None:
         plan = self.plans.get(machine)
         if plan is None or not plan.tunnels:
             return None
         tunnel = (self.tunnel(machine, interface) if interface else plan.tunnels[0])
-        return tunnel.address.ip if tunnel else None
+        if tunnel is None or not tunnel.addresses:
+            return None
+        return tunnel.addresses[0].ip  # IPv4 when the overlay has it
 
     def hub_of(self, tunnel: Tunnel) -> str:
         return tunnel.hub
 
-    def announced(self, machine: str) -> tuple[IPv4Network, ...]:
+    def announced(self, machine: str) -> tuple[IPv4Network | IPv6Network, ...]:
         plan = self.plans.get(machine)
         return plan.bgp.originate if plan and plan.bgp else ()
 
@@ -64,7 +67,7 @@ class Expected:
 
     def machine_by_address(self, address: str) -> str | None:
         for name, plan in self.plans.items():
-            if any(str(t.address.ip) == address for t in plan.tunnels):
+            if any(str(a.ip) == address for t in plan.tunnels for a in t.addresses):
                 return name
         return None
 
@@ -82,33 +85,31 @@ class Expected:
             out = []
             for net in peer.allowed_ips:
                 n = ip_network(str(net))
-                if n.version != 4:
-                    continue
-                why = (f"{peer.name}'s tunnel address" if n.prefixlen == 32
-                       and any(str(t.address.ip) == str(n.network_address)
-                               for t in self.plans[peer.name].tunnels)
+                why = (f"{peer.name}'s tunnel address" if n.prefixlen == n.max_prefixlen
+                       and any(str(a.ip) == str(n.network_address)
+                               for t in self.plans[peer.name].tunnels for a in t.addresses)
                        else f"{peer.name}'s announced prefix")
                 out.append((n, why))
             return tuple(out)
         out = []
-        hub_addr = self.tunnel_address(peer.name, tunnel.interface)
-        if hub_addr is not None:
-            out.append((IPv4Network(f"{hub_addr}/32"), f"{peer.name}'s tunnel address"))
+        hub_tunnel = self.tunnel(peer.name, tunnel.interface)
+        for a in hub_tunnel.addresses if hub_tunnel else ():
+            out.append((ip_network(a.ip), f"{peer.name}'s tunnel address"))
         for s in self.sessions(machine):
             if s.interface != tunnel.interface:
                 continue
-            out.append((IPv4Network(f"{s.peer_address}/32"), f"{s.peer}'s tunnel address"))
+            out.append((ip_network(s.peer_address), f"{s.peer}'s tunnel address"))
             out.extend((p, f"{s.peer}'s announced prefix") for p in s.accept)
         return tuple(out)
 
 
-def covers(allowed: tuple[str, ...], net: IPv4Network) -> bool:
+def covers(allowed: tuple[str, ...], net: IPv4Network | IPv6Network) -> bool:
     """Whether a peer's AllowedIPs send/accept every address of `net`."""
     for a in allowed:
         try:
             n = ip_network(a, strict=False)
         except ValueError:
             continue
-        if n.version == 4 and net.subnet_of(n):  # type: ignore[arg-type]
+        if n.version == net.version and net.subnet_of(n):  # type: ignore[arg-type]
             return True
     return False

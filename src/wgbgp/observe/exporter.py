@@ -108,7 +108,8 @@ def peer_names(plans: Mapping[str, Plan] | None) -> dict[str, str]:
         if key:
             names[key] = m
         for t in plan.tunnels:
-            names[str(t.address.ip)] = m
+            for a in t.addresses:
+                names[str(a.ip)] = m
     return names
 
 

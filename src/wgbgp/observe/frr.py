@@ -158,10 +158,17 @@ def _int(value: Any) -> int | None:
 def parse_summary(text: str) -> tuple[str | None, int | None, dict[str, dict]]:
     """`show bgp summary json` -> (router id, local AS, {neighbour address: fields})."""
     data = loads(text, "show bgp summary json")
-    af = data.get("ipv4Unicast") if isinstance(data, dict) else None
-    if not isinstance(af, dict):
+    if not isinstance(data, dict):
         return None, None, {}
-    return af.get("routerId"), _int(af.get("as")), dict(af.get("peers") or {})
+    # One object per address family; IPv6 sessions appear under ipv6Unicast only.
+    afs = [data[k] for k in ("ipv4Unicast", "ipv6Unicast") if isinstance(data.get(k), dict)]
+    if not afs:
+        return None, None, {}
+    peers: dict[str, dict] = {}
+    for af in afs:
+        for address, fields in (af.get("peers") or {}).items():
+            peers.setdefault(address, fields)
+    return afs[0].get("routerId"), _int(afs[0].get("as")), peers
 
 
 def _filters(af: dict, direction: str) -> tuple[str, ...]:
@@ -197,7 +204,8 @@ def parse_neighbors(summary: str, neighbors: str | None = None) -> tuple[
         s = peers.get(address, {})
         d = detail.get(address, {})
         state = _state(d) if d else _state(s)
-        af = (d.get("addressFamilyInfo") or {}).get("ipv4Unicast") or {}
+        families = d.get("addressFamilyInfo") or {}
+        af = families.get("ipv4Unicast") or families.get("ipv6Unicast") or {}
         established = state == ESTABLISHED
         up_ms = d.get("bgpTimerUpMsec", s.get("peerUptimeMsec"))
         received = s.get("pfxRcd", af.get("acceptedPrefixCounter"))

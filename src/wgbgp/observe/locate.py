@@ -21,7 +21,7 @@ def locate(plans: Mapping[str, Plan], status: MachineStatus) -> tuple[str | None
     if len(by_key) == 1:
         return by_key[0], "its WireGuard public key"
     by_addr = [m for m, p in plans.items()
-               if any(status.has_address(str(t.address.ip)) for t in p.tunnels)]
+               if any(status.has_address(str(a.ip)) for t in p.tunnels for a in t.addresses)]
     if len(by_addr) == 1:
         return by_addr[0], "its tunnel address"
     if len(by_key) > 1 or len(by_addr) > 1:

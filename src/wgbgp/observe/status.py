@@ -16,11 +16,12 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, ip_interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 
 from ..apply.executor import CommandResult, Executor
 from ..compile.plan import Plan
-from .frr import BgpStatus, FrrJsonError, parse_neighbors, parse_routes, parse_table
+from . import bird
+from .frr import BgpStatus, FrrJsonError, Route, parse_neighbors, parse_routes, parse_table
 from .wireguard import DumpError, WgInterface, parse_dump, redact_dump
 
 SCHEMA = "wgbgp.status/1"
@@ -37,6 +38,19 @@ COMMANDS: dict[str, list[str]] = {
     "bgp_routes": ["vtysh", "-c", "show ip route bgp json"],
 }
 BGP_KEYS = ("bgp_summary", "bgp_neighbors", "bgp_table", "bgp_routes")
+# IPv6 in FRR: asked only when the plan has IPv6 sessions.
+FRR6_COMMANDS: dict[str, list[str]] = {
+    "bgp_table6": ["vtysh", "-c", "show bgp ipv6 unicast json"],
+    "bgp_routes6": ["vtysh", "-c", "show ipv6 route bgp json"],
+}
+# A BIRD node (daemon: bird) instead of BGP_KEYS: BIRD prints text only (observe.bird).
+BIRD_COMMANDS: dict[str, list[str]] = {
+    "bird_status": ["birdc", "show", "status"],
+    "bird_protocols": ["birdc", "show", "protocols", "all"],
+    "bird_routes": ["birdc", "show", "route"],
+    "bird_kernel4": ["ip", "-j", "-4", "route", "show", "proto", "bird"],
+    "bird_kernel6": ["ip", "-j", "-6", "route", "show", "proto", "bird"],
+}
 
 
 @dataclass(frozen=True)
@@ -107,11 +121,20 @@ def snapshot(executor: Executor, plan: Plan | None = None, *, timeout: float = 1
     """
     keys = [k for k in COMMANDS if not (plan is not None and plan.bgp is None
                                         and k in BGP_KEYS)]
+    commands = dict(COMMANDS)
+    if plan is not None and plan.bgp is not None and plan.bgp.daemon == "bird":
+        keys = [k for k in keys if k not in BGP_KEYS] + list(BIRD_COMMANDS)
+        commands.update(BIRD_COMMANDS)
+    elif plan is not None and plan.bgp is not None and any(
+            s.peer_address.version == 6 for s in plan.bgp.sessions):
+        keys += list(FRR6_COMMANDS)
+        commands.update(FRR6_COMMANDS)
     outputs: dict[str, Output] = {}
     for key in keys:
-        if key in BGP_KEYS[1:] and not outputs["bgp_summary"].ok:
-            continue  # bgpd is not answering: the rest would say the same
-        out = _run(executor, COMMANDS[key], timeout)
+        if (key in (*BGP_KEYS[1:], *FRR6_COMMANDS) and not outputs["bgp_summary"].ok) or (
+                key in list(BIRD_COMMANDS)[1:3] and not outputs["bird_status"].ok):
+            continue  # the daemon is not answering: the rest would say the same
+        out = _run(executor, commands[key], timeout)
         if key == "wg":
             out = Output(out.argv, out.returncode, redact_dump(out.stdout), out.stderr)
         if key == "ip_forward" and out.returncode == 127:
@@ -127,7 +150,7 @@ class Address:
     """An address configured on an interface."""
 
     interface: str
-    address: IPv4Interface
+    address: IPv4Interface | IPv6Interface
 
 
 @dataclass(frozen=True)
@@ -151,7 +174,7 @@ class MachineStatus:
     def has_address(self, address: str) -> bool:
         return any(str(a.address.ip) == address for a in self.addresses)
 
-    def addresses_on(self, interface: str) -> tuple[IPv4Interface, ...]:
+    def addresses_on(self, interface: str) -> tuple[IPv4Interface | IPv6Interface, ...]:
         return tuple(a.address for a in self.addresses if a.interface == interface)
 
     @property
@@ -216,7 +239,8 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
                     if "mtu" in link:
                         mtus[name] = int(link["mtu"])
                     for a in link.get("addr_info", []):
-                        if a.get("family") == "inet":
+                        if a.get("family") == "inet" or (
+                                a.get("family") == "inet6" and a.get("scope") == "global"):
                             addresses.append(Address(name, ip_interface(
                                 f"{a['local']}/{a.get('prefixlen', 32)}")))
             except (ValueError, KeyError, TypeError) as exc:
@@ -233,9 +257,9 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
             errors["ip_forward"] = fwd.error
 
     bgp = None
-    summary = o.get("bgp_summary")
+    summary = o.get("bgp_summary") or o.get("bird_status")
     if summary is not None:
-        bgp, err = _bgp(o)
+        bgp, err = _bird(o) if "bird_status" in o else _bgp(o)
         if err:
             errors["bgp"] = err
     return MachineStatus(
@@ -253,15 +277,52 @@ def _bgp(o: dict[str, Output]) -> tuple[BgpStatus | None, str | None]:
         neighbors = o.get("bgp_neighbors")
         router_id, asn, peers = parse_neighbors(
             summary.stdout, neighbors.stdout if neighbors and neighbors.ok else None)
-        table = o.get("bgp_table")
-        routes = o.get("bgp_routes")
-        paths = parse_table(table.stdout) if table and table.ok else ()
-        rib = parse_routes(routes.stdout, ("bgp",)) if routes and routes.ok else ()
+        paths: tuple = ()
+        rib: tuple = ()
+        for tkey, rkey in (("bgp_table", "bgp_routes"), ("bgp_table6", "bgp_routes6")):
+            table, routes = o.get(tkey), o.get(rkey)
+            paths += parse_table(table.stdout) if table and table.ok else ()
+            rib += parse_routes(routes.stdout, ("bgp",)) if routes and routes.ok else ()
     except FrrJsonError as exc:
         return None, str(exc)
     if asn is None and not peers:
         return BgpStatus(None, None), "FRR runs but has no BGP instance (no `router bgp`)"
     return BgpStatus(router_id, asn, peers, paths, rib), None
+
+
+def _bird(o: dict[str, Output]) -> tuple[BgpStatus | None, str | None]:
+    """A BIRD node's BGP, as FRR's would read: sessions, paths, and the routes BIRD put in
+    the kernel (BIRD's `kernel` protocols export BGP routes only)."""
+    status = o["bird_status"]
+    if not status.ok:
+        return None, status.error
+    protocols = o.get("bird_protocols")
+    try:
+        parsed = bird.parse_protocols(protocols.stdout) if protocols and protocols.ok else []
+    except bird.BirdOutputError as exc:
+        return None, str(exc)
+    routes = o.get("bird_routes")
+    paths = (bird.parse_routes(routes.stdout, bird.protocol_names(parsed))
+             if routes and routes.ok else ())
+    rib: list[Route] = []
+    for key, host in (("bird_kernel4", 32), ("bird_kernel6", 128)):
+        out = o.get(key)
+        if out is None or not out.ok:
+            continue
+        try:
+            for r in json.loads(out.stdout or "[]"):
+                dst = r.get("dst", "")
+                dst = dst if "/" in dst else f"{dst}/{host}"
+                hop = r.get("gateway")
+                dev = r.get("dev")
+                rib.append(Route(dst, "bgp", True, True,
+                                 (f"{hop} via {dev}" if hop else str(dev or ""),),
+                                 (str(dev),) if dev else ()))
+        except (ValueError, AttributeError) as exc:
+            return None, f"cannot read `ip -j route show proto bird`: {exc}"
+    neighbours = bird.neighbors(parsed, bird.parse_server_time(status.stdout))
+    return BgpStatus(bird.parse_router_id(status.stdout), bird.local_as(parsed), neighbours,
+                     paths, tuple(rib)), None
 
 
 def collect(executor: Executor, plan: Plan | None = None) -> MachineStatus:

@@ -1,10 +1,11 @@
-"""Plan -> config file text (wg-quick, FRR, sysctl, nftables). Pure; templates live here."""
+"""Plan -> config file text (wg-quick, FRR, BIRD, sysctl, nftables). Pure; templates live here."""
 
 from .files import (
     RenderedFile,
     SecretError,
     Secrets,
     check_secret,
+    render_bird,
     render_frr,
     render_machine,
     render_nftables,
@@ -13,6 +14,6 @@ from .files import (
     secrets_needed,
 )
 
-__all__ = ["RenderedFile", "SecretError", "Secrets", "check_secret", "render_frr",
+__all__ = ["RenderedFile", "SecretError", "Secrets", "check_secret", "render_bird", "render_frr",
            "render_machine", "render_nftables", "render_sysctl", "render_wireguard",
            "secrets_needed"]

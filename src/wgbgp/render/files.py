@@ -6,7 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
 
 import jinja2
@@ -17,6 +24,7 @@ from ..model.keys import InvalidKey, decode_key
 
 WIREGUARD_DIR = "/etc/wireguard"
 FRR_CONF = "/etc/frr/frr.conf"
+BIRD_CONF = "/etc/bird/bird.conf"
 SYSCTL_CONF = "/etc/sysctl.d/90-wgbgp.conf"
 NFTABLES_CONF = "/etc/wgbgp/nftables.nft"
 # Minutes before a session closed for sending too many prefixes is tried again.
@@ -45,7 +53,7 @@ class RenderedFile:
     path: str
     text: str
     mode: int = 0o644
-    kind: str = ""  # wireguard, frr, sysctl, nftables
+    kind: str = ""  # wireguard, frr, bird, sysctl, nftables
     # It holds a secret (private or preshared key, password): never print it.
     holds_secret: bool = False
 
@@ -89,7 +97,7 @@ def _le(prefix: IPv4Network, longest: int | None) -> str:
 
 
 @lru_cache(maxsize=1 << 16)
-def _ip_text(value: IPv4Address | IPv4Network | IPv4Interface) -> str:
+def _ip_text(value: object) -> str:
     return str(value)
 
 
@@ -100,7 +108,8 @@ def _finalize(value: Any) -> Any:
     return _ip_text(value) if type(value) in _IP_TYPES else value
 
 
-_IP_TYPES = frozenset((IPv4Address, IPv4Network, IPv4Interface))
+_IP_TYPES = frozenset((IPv4Address, IPv4Network, IPv4Interface, IPv6Address, IPv6Network,
+                       IPv6Interface))
 
 
 @cache
@@ -133,15 +142,85 @@ def render_wireguard(plan: Plan, tunnel: Tunnel, private_key: str | None = None,
 
 
 def render_frr(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | None:
-    """frr.conf for a machine that speaks BGP; None for one that does not (a mesh hub).
-    TCP-MD5 passwords (from `secrets`) are inlined: the file is 0640, group frr."""
-    if plan.bgp is None:
+    """frr.conf for a machine that speaks BGP with FRR; None otherwise (a mesh hub, or a
+    BIRD node). TCP-MD5 passwords (from `secrets`) are inlined: the file is 0640, group
+    frr."""
+    if plan.bgp is None or plan.bgp.daemon != "frr":
         return None
     text = _env().get_template("frr.conf.j2").render(
         plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP,
-        secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART)
+        secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART,
+        families=_frr_families(plan))
     return RenderedFile(FRR_CONF, text, 0o640, "frr",
                         holds_secret=any(s.password for s in plan.bgp.sessions))
+
+
+@dataclass(frozen=True)
+class _Family:
+    """One address family as FRR's config spells it, with its sessions."""
+
+    version: int
+    sessions: tuple
+
+    @property
+    def afi(self) -> str:
+        return "ipv4" if self.version == 4 else "ipv6"
+
+    @property
+    def ip(self) -> str:  # prefix-list keyword
+        return "ip" if self.version == 4 else "ipv6"
+
+    @property
+    def group(self) -> str:
+        return "MESH" if self.version == 4 else "MESH6"
+
+    @property
+    def own(self) -> str:
+        return "OWN" if self.version == 4 else "OWN6"
+
+    @property
+    def from_(self) -> str:
+        return "FROM-" if self.version == 4 else "FROM6-"
+
+    @property
+    def never(self) -> str:
+        return "NEVER" if self.version == 4 else "NEVER6"
+
+    @property
+    def import_map(self) -> str:
+        return "IMPORT" if self.version == 4 else "IMPORT6"
+
+
+def _frr_families(plan: Plan) -> list[_Family]:
+    """The families this machine has sessions in (IPv4 first); IPv4 alone keeps the
+    classic config unchanged."""
+    assert plan.bgp is not None
+    out: list[_Family] = []
+    for version in (4, 6):
+        sessions = tuple(s for s in plan.bgp.sessions if s.peer_address.version == version)
+        has_overlay = any((t.address if version == 4 else t.address6) is not None
+                          for t in plan.tunnels)
+        if sessions or has_overlay:
+            out.append(_Family(version, sessions))
+    return out
+
+
+def render_bird(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | None:
+    """bird.conf for a machine whose BGP daemon is BIRD 2; None otherwise. The same policy
+    as frr.conf; TCP-MD5 passwords (from `secrets`) are inlined (0640, group bird)."""
+    if plan.bgp is None or plan.bgp.daemon != "bird":
+        return None
+    text = _env().get_template("bird.conf.j2").render(
+        plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP, families=_frr_families(plan),
+        secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART,
+        bird_net=_bird_net)
+    return RenderedFile(BIRD_CONF, text, 0o640, "bird",
+                        holds_secret=any(s.password for s in plan.bgp.sessions))
+
+
+def _bird_net(prefix, le: int | None) -> str:
+    """A BIRD prefix-set entry: the prefix, or it and its more-specifics up to `le`."""
+    return f"{prefix}{{{prefix.prefixlen},{le}}}" if le else str(prefix)
 
 
 def render_sysctl(plan: Plan) -> RenderedFile:
@@ -166,5 +245,6 @@ def render_machine(plan: Plan, private_key: str | None = None,
     the first one missing or malformed (never its value)."""
     files = [render_wireguard(plan, t, private_key, secrets) for t in plan.tunnels]
     frr = render_frr(plan) if secrets is None else render_frr(plan, secrets)
-    files += [f for f in (frr, render_sysctl(plan), render_nftables(plan)) if f]
+    bird = render_bird(plan) if secrets is None else render_bird(plan, secrets)
+    files += [f for f in (frr, bird, render_sysctl(plan), render_nftables(plan)) if f]
     return files
