@@ -52,11 +52,15 @@ def _check_name(value: str, max_len: int) -> str:
 
 def _check_public_key(value: str) -> str:
     try:
-        decode_key(value)
+        raw = decode_key(value)
     except InvalidKey as exc:
         raise invalid(f"invalid public key: {exc}",
                       "paste the public key printed by `wgbgp keygen NAME` (or `wg pubkey`) "
                       "on that machine") from None
+    if raw == bytes(len(raw)):
+        # Well-formed, but no handshake can ever complete with the all-zero point.
+        raise invalid("the all-zero public key can never complete a handshake",
+                      "paste the public key printed by `wgbgp keygen NAME` on that machine")
     return value.strip()
 
 
