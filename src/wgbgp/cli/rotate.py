@@ -28,14 +28,20 @@ def _executors(topology: Path, node: str, lab: str | None, local: bool,
         except LabError as exc:
             fail(str(exc))
         return {m: machines[m].executor() for m in (*hubs, node) if m in machines}
-    try:
-        executors = machine_executors(topo, hubs, ssh=ssh)
-        if local:
-            executors[node] = LocalExecutor(name=node)
-        else:
-            executors.update(machine_executors(topo, [node], ssh=ssh))
-    except NoRoute as exc:
-        fail(str(exc), "run it on the node with --local, or give it an `ssh:` target")
+    # Never this host by default: a hub's config applied here by mistake would be a disaster.
+    executors: dict[str, Executor] = {}
+    for m in (*hubs, node):
+        if local and m == node:
+            executors[m] = LocalExecutor(name=m)
+            continue
+        if not {**topo.hubs, **topo.nodes}[m].ssh:
+            fail(f"{m} has no `ssh:` target, so wgbgp cannot reach it",
+                 f"add `ssh: root@HOST` to {m}" + (", or run this on the node with --local"
+                                                   if m == node else ""))
+        try:
+            executors.update(machine_executors(topo, [m], ssh=ssh))
+        except NoRoute as exc:
+            fail(str(exc))
     return executors
 
 
