@@ -13,12 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ..apply.executor import Executor, LocalExecutor
+from ..apply.targets import NoRoute, SshOptions, machine_executors
 from ..compile import Plan, compile_topology
 from ..observe.doctor import CODES, LAYERS, Report, diagnose
 from ..observe.exporter import DEFAULT_LISTEN, parse_listen, peer_names, registry_for
 from ..observe.gather import Observation, gather
 from ..observe.locate import locate
 from ..observe.status import MachineStatus, collect, snapshot, status_from_snapshot
+from .apply import IDENTITY, KNOWN_HOSTS, NETNS  # noqa: E402
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -124,10 +126,25 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until Ctrl-C."),
     interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes."),
+    ssh: bool = typer.Option(False, "--ssh", help="Read --node over its `ssh:` target "
+                                                  "instead of this machine."),
+    known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
+    netns: Path | None = NETNS,
 ) -> None:
-    """Tunnels (endpoint as seen, handshake, bytes), BGP sessions and routes of this machine."""
+    """Tunnels (endpoint as seen, handshake, bytes), BGP sessions and routes of a machine."""
     plans = _plans(topology, as_json)
-    executor = LocalExecutor()
+    executor: Executor = LocalExecutor()
+    if ssh:
+        if topology is None or node is None:
+            fail("--ssh needs the topology and --node", "e.g. wgbgp status T.yaml -n vps --ssh")
+        topo, _ = read_topology(topology)
+        try:
+            executor = machine_executors(topo, [node], ssh=SshOptions(
+                known_hosts, identity, netns))[node]
+        except (NoRoute, ValueError) as exc:
+            fail(str(exc))
+        if not hasattr(executor, "target"):
+            fail(f"{node} has no `ssh:` target in {topology}", "add `ssh: root@HOST` to it")
     name = _identify(plans, node, executor)
     plan = plans[name] if plans and name else None
     names = peer_names(plans)
