@@ -20,7 +20,7 @@ from ..observe.exporter import DEFAULT_LISTEN, parse_listen, peer_names, registr
 from ..observe.gather import Observation, gather
 from ..observe.locate import locate
 from ..observe.status import MachineStatus, collect, snapshot, status_from_snapshot
-from .apply import IDENTITY, KNOWN_HOSTS, NETNS  # noqa: E402
+from .apply import IDENTITY, KNOWN_HOSTS, NETNS
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
