@@ -155,8 +155,14 @@ def peers_of(conf: str) -> dict[str, dict[str, str]]:
 @needs_wg
 @pytest.mark.parametrize(("example", "machine"), CASES, ids=IDS)
 def test_wireguard_config_accepted_by_wg(example, machine, rendered, netns, wg_iface, tmp_path):
-    for variant in (example.stem, f"{example.stem}-keys"):
-        (conf,) = (rendered / variant / machine / "etc/wireguard").glob("*.conf")
+    variants = (example.stem, f"{example.stem}-keys")
+    # One file per hub: every hub is a plane with its own interface on every client.
+    confs = [c for v in variants for c in sorted((rendered / v / machine / "etc/wireguard")
+                                                  .glob("*.conf"))]
+    assert len(confs) == 2 * (1 if machine in parse(example.read_text())[0].hubs
+                              else len(parse(example.read_text())[0].hubs))
+    for conf in confs:
+        variant = conf.relative_to(rendered).parts[0]
         shown = wg_check(conf, netns, wg_iface, tmp_path)
         # What the kernel side holds now is what we rendered: same peers, same settings.
         ours, theirs = peers_of(conf.read_text()), peers_of(shown)
@@ -287,8 +293,10 @@ def assert_frr_ok(path: Path) -> None:
 def test_frr_config_accepted_by_vtysh(example, machine, rendered):
     conf = rendered / example.stem / machine / "etc/frr/frr.conf"
     topology, _ = parse(example.read_text())
-    if machine in topology.hubs or topology.nodes[machine].daemon != "frr":
-        assert not conf.exists()  # a mesh hub runs no BGP; a BIRD node runs no FRR
+    if machine in topology.hubs and topology.network.mode == "mesh" or (
+            machine in topology.nodes and topology.nodes[machine].daemon != "frr"):
+        # A mesh hub runs no BGP (a route server does); a BIRD node runs no FRR.
+        assert not conf.exists()
         return
     assert_frr_ok(conf)
 
@@ -366,9 +374,10 @@ def nft_check(path: Path, netns: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
 def test_nftables_ruleset_accepted_by_nft(example, rendered, netns):
     files = list((rendered / example.stem).glob("*/etc/wgbgp/nftables.nft"))
-    assert len(files) == 1  # one hub, one ruleset
-    result = nft_check(files[0], netns)
-    assert result.returncode == 0, result.stderr
+    assert len(files) == len(parse(example.read_text())[0].hubs)  # one ruleset per hub
+    for path in files:
+        result = nft_check(path, netns)
+        assert result.returncode == 0, result.stderr
     # Check mode changed nothing, even in the throwaway namespace.
     assert "wgbgp" not in sh("nft", "list", "tables", ns=netns).stdout
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..apply.secrets import read_secrets
-from ..compile import Plan, compile_topology, peerings
+from ..compile import Plan, compile_topology, session_count
 from ..model import Issue, Topology
 from ..model.examples import starter_text
 from ..model.keys import InvalidKey, decode_key, public_key
@@ -46,7 +46,7 @@ def summarize(topology: Topology) -> Summary:
         hubs=len(topology.hubs),
         nodes=len(topology.nodes),
         tunnels=len(topology.hubs) * len(topology.nodes),
-        bgp_sessions=len(peerings(topology)),
+        bgp_sessions=session_count(topology),
         prefixes=sum(len(n.announce) for n in topology.nodes.values()),
     )
 
@@ -63,8 +63,9 @@ def check(
         emit_json({"ok": True, "summary": s.__dict__, "issues": [w.to_json() for w in warnings]})
     else:
         print_issues(warnings)
+        hubs = f"{s.hubs} hub" + ("s" if s.hubs != 1 else "")
         out.print(f"{topology}: network {topo.network.name!r} ({topo.network.mode}) is valid: "
-                  f"{s.hubs} hub, {s.nodes} nodes, {s.tunnels} tunnels, "
+                  f"{hubs}, {s.nodes} nodes, {s.tunnels} tunnels, "
                   f"{s.bgp_sessions} BGP sessions, {s.prefixes} prefixes"
                   + (f", {len(warnings)} warnings" if warnings else ""))
     if strict and warnings:

@@ -1,4 +1,15 @@
-"""Compile a topology into one Plan per machine (mesh mode: clients peer through the hub)."""
+"""Compile a topology into one Plan per machine.
+
+Every hub is a plane: its own overlay subnets, and a WireGuard interface `wg-<hub>` on
+every client. BGP runs on every plane, one session per address family:
+- mesh mode: clients peer with each other through each hub (TTL 2);
+- hub mode: each client peers with each hub, a route server (RFC 7947) that passes
+  routes on with next hop and AS path untouched, so clients send traffic to each other's
+  tunnel addresses and the hub forwards it.
+With several hubs, clients set local-pref per plane on import (the hub's preference) so
+traffic takes the preferred hub's plane and moves to another when that hub dies; BFD on
+every session makes "dies" take about a second.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +17,23 @@ from collections.abc import Iterable
 from ipaddress import IPv4Interface, IPv6Interface, ip_network
 from itertools import combinations
 
-from ..model.addressing import allocate, allocate6, overlay6, overlays, router_ids
+from ..model.addressing import (
+    hub_overlays,
+    hub_router_id,
+    overlays,
+    plane_addresses,
+    router_ids,
+)
+from ..model.derive import bfd_enabled, hub_preferences
 from ..model.schema import Node, Secret, Topology
-from .plan import BgpSession, BgpSpeaker, Plan, SecretRef, Tunnel, TunnelPeer
+from .plan import BfdTimers, BgpSession, BgpSpeaker, Plan, SecretRef, Tunnel, TunnelPeer
 
 # A client->client session crosses one router (the hub), which decrements TTL once.
 MESH_MULTIHOP = 2
 ANY = ("0.0.0.0/0", "::/0")
+# A hub-mode client imports everything the other clients declared, from every hub, in
+# one shared prefix-list: FROM-HUBS (FROM6-HUBS).
+ROUTE_SERVER_LIST = "HUBS"
 # Prefixes a peer may send beyond what it declares before its session is closed, unless
 # the node sets max_prefixes: room for a mistake, none for a flood.
 PREFIX_MARGIN = 10
@@ -40,7 +61,9 @@ def interface_name(hub: str) -> str:
 
 
 def peerings(topology: Topology) -> list[tuple[str, str]]:
-    """The BGP peerings: explicit ones, or every pair of clients (the classic recipe)."""
+    """The mesh-mode BGP peerings: explicit ones, or every pair of clients (the classic
+    recipe). Each pair peers once per hub (plane) and address family. In hub mode
+    clients peer with the hubs only."""
     if topology.peerings is not None:
         seen: dict[frozenset, tuple[str, str]] = {}
         for a, b in topology.peerings:
@@ -49,70 +72,142 @@ def peerings(topology: Topology) -> list[tuple[str, str]]:
     return list(combinations(topology.nodes, 2))
 
 
+def session_count(topology: Topology) -> int:
+    """BGP sessions in the whole network (each counted once, not at both ends)."""
+    per_plane = (len(topology.nodes) if topology.network.mode == "hub"
+                 else len(peerings(topology)))
+    families = sum(1 for v in (4, 6) if any(hub_overlays(topology, v).values()))
+    return per_plane * len(topology.hubs) * families
+
+
+def _accept_le(node: Node, accept: Iterable) -> tuple[int | None, ...]:
+    """Per prefix of `accept` (declared by `node`): the longest more-specific also taken."""
+    return tuple(node.more_specifics if node.more_specifics is not None
+                 and node.more_specifics > p.prefixlen else None for p in accept)
+
+
 def compile_topology(topology: Topology) -> dict[str, Plan]:
     """One Plan per machine, hubs first, in file order. Pure and deterministic."""
-    v4 = allocate(topology)
-    v6 = allocate6(topology)
-    ids = router_ids(topology)
     net = topology.network
-    ov6 = overlay6(topology)
+    v4, v6 = plane_addresses(topology, 4), plane_addresses(topology, 6)
+    sub4, sub6 = hub_overlays(topology, 4), hub_overlays(topology, 6)
+    ids = router_ids(topology)
+    several = len(topology.hubs) > 1
+    prefs = hub_preferences(topology) if several else {}
+    bfd = (BfdTimers(net.bfd.interval, net.bfd.multiplier) if bfd_enabled(topology)
+           else None)
+    hub_mode = net.mode == "hub"
+    every_overlay = tuple(overlays(topology))
 
-    def iface_addresses(name: str) -> dict:
+    def iface_addresses(hub: str, name: str) -> dict:
+        o4, o6 = sub4[hub], sub6[hub]
         return {
-            "address": IPv4Interface(f"{v4[name]}/{net.overlay.prefixlen}") if v4 else None,
-            "address6": IPv6Interface(f"{v6[name]}/{ov6.prefixlen}") if v6 and ov6 else None,
+            "address": IPv4Interface(f"{v4[hub][name]}/{o4.prefixlen}") if o4 else None,
+            "address6": IPv6Interface(f"{v6[hub][name]}/{o6.prefixlen}") if o6 else None,
         }
 
-    def own(name: str) -> tuple:
-        return tuple(ip_network(a) for a in (v4.get(name), v6.get(name)) if a is not None)
+    def own(hub: str, name: str) -> tuple:
+        """A machine's tunnel addresses on one plane, as /32 and /128 prefixes."""
+        return tuple(ip_network(p[hub][name]) for p in (v4, v6) if p[hub])
 
-    neighbours: dict[str, list[str]] = {name: [] for name in topology.nodes}
-    for a, b in peerings(topology):
-        neighbours[a].append(b)
-        neighbours[b].append(a)
+    def families(hub: str) -> list[dict]:
+        return [p[hub] for p in (v4, v6) if p[hub]]
+
+    def password(a: str, b: str) -> SecretRef | None:
+        return secret_ref(net.bgp_password, a, b, "BGP password of session")
+
+    def psk(hub: str, node: str) -> SecretRef | None:
+        return secret_ref(net.preshared_key, hub, node, "preshared key of tunnel")
 
     plans: dict[str, Plan] = {}
-    (hub_name, hub), = topology.hubs.items()
-    iface = interface_name(hub_name)
-    hub_peers = tuple(
-        TunnelPeer(
-            name=name,
-            public_key=node.public_key,
-            allowed_ips=(*own(name), *node.announce),
-            preshared_key=secret_ref(net.preshared_key, hub_name, name, "preshared key of tunnel"),
+    for hub_name, hub in topology.hubs.items():
+        iface = interface_name(hub_name)
+        hub_peers = tuple(
+            TunnelPeer(
+                name=name,
+                public_key=node.public_key,
+                allowed_ips=(*own(hub_name, name), *node.announce),
+                preshared_key=psk(hub_name, name),
+            )
+            for name, node in topology.nodes.items()
         )
-        for name, node in topology.nodes.items()
-    )
-    exit_sources = tuple(
-        p for name, node in topology.nodes.items() if node.exit and hub.exit
-        for p in (*own(name), *node.announce))
-    plans[hub_name] = Plan(
-        machine=hub_name, network=net.name, role="hub",
-        tunnels=(Tunnel(iface, hub_name, mtu=net.mtu, peers=hub_peers, listen_port=hub.port,
-                        **iface_addresses(hub_name)),),
-        bgp=None, ip_forward=True, exit_sources=exit_sources,
-    )
+        exit_sources = tuple(
+            p for name, node in topology.nodes.items() if node.exit and hub.exit
+            for p in (*own(hub_name, name), *node.announce))
+        speaker = None
+        if hub_mode:
+            # The route server: one session per client and family, importing what that
+            # client declared (at most its limit); what it accepts it installs and
+            # forwards (Table = off: BGP, not wg-quick, owns the hub's routes, as on
+            # every other BGP speaker).
+            sessions = []
+            for addresses in families(hub_name):
+                version = addresses[hub_name].version
+                for name, node in topology.nodes.items():
+                    accept = tuple(p for p in node.announce if p.version == version)
+                    sessions.append(BgpSession(
+                        name, addresses[name], node.asn, iface, None, accept,
+                        accept_le=_accept_le(node, accept),
+                        max_prefixes=import_limit(node, version),
+                        password=password(hub_name, name),
+                        local_address=addresses[hub_name], bfd=bfd is not None,
+                        route_server_client=True))
+            speaker = BgpSpeaker(hub.asn or 0, hub_router_id(topology, hub_name), (),
+                                 tuple(sessions), reject=every_overlay, bfd=bfd,
+                                 route_server=True, group="CLIENTS", multihop=None)
+        plans[hub_name] = Plan(
+            machine=hub_name, network=net.name, role="hub",
+            tunnels=(Tunnel(iface, hub_name, mtu=net.mtu, peers=hub_peers,
+                            listen_port=hub.port, table_off=hub_mode,
+                            **iface_addresses(hub_name, hub_name)),),
+            bgp=speaker, ip_forward=True, exit_sources=exit_sources,
+        )
+
+    neighbours: dict[str, list[str]] = {name: [] for name in topology.nodes}
+    if not hub_mode:
+        for a, b in peerings(topology):
+            neighbours[a].append(b)
+            neighbours[b].append(a)
     for name, node in topology.nodes.items():
-        to_hub = TunnelPeer(hub_name, hub.public_key, ANY, endpoint=hub.endpoint,
-                            keepalive=net.keepalive,
-                            preshared_key=secret_ref(net.preshared_key, hub_name, name,
-                                                     "preshared key of tunnel"))
-        tunnel = Tunnel(iface, hub_name, mtu=net.mtu, peers=(to_hub,), table_off=True,
-                        **iface_addresses(name))
-        # One session per family the overlay has (see BgpSession).
-        sessions = tuple(_session(topology, name, peer, family, iface)
-                         for family in (v4, v6) if family
-                         for peer in neighbours[name])
-        bgp = BgpSpeaker(node.asn, ids[name], tuple(node.announce), sessions,
-                         reject=(*overlays(topology), *node.announce),
-                         originate_le=node.more_specifics, daemon=node.daemon)
-        plans[name] = Plan(name, net.name, "client", (tunnel,), bgp,
+        tunnels = []
+        sessions: list[BgpSession] = []
+        others = [other for other in topology.nodes.values() if other is not node]
+        for hub_name, hub in topology.hubs.items():
+            iface = interface_name(hub_name)
+            to_hub = TunnelPeer(hub_name, hub.public_key, ANY, endpoint=hub.endpoint,
+                                keepalive=net.keepalive, preshared_key=psk(hub_name, name))
+            tunnels.append(Tunnel(iface, hub_name, mtu=net.mtu, peers=(to_hub,),
+                                  table_off=True, **iface_addresses(hub_name, name)))
+            plane = {"local_pref": prefs.get(hub_name), "bfd": bfd is not None}
+            # One session per family the plane has (see BgpSession).
+            for addresses in families(hub_name):
+                if hub_mode:
+                    # From the route server: what every other client declared, at most
+                    # the sum of their limits.
+                    version = addresses[name].version
+                    accept = [(o, p) for o in others for p in o.announce if p.version == version]
+                    sessions.append(BgpSession(
+                        hub_name, addresses[hub_name], hub.asn or 0, iface, None,
+                        tuple(p for _, p in accept),
+                        accept_le=tuple(le for o, p in accept for le in _accept_le(o, (p,))),
+                        max_prefixes=sum(import_limit(o, version) for o in others) or None,
+                        password=password(hub_name, name), local_address=addresses[name],
+                        accept_list=ROUTE_SERVER_LIST, **plane))
+                else:
+                    sessions += [_session(topology, name, peer, addresses, iface, **plane)
+                                 for peer in neighbours[name]]
+        bgp = BgpSpeaker(node.asn, ids[name], tuple(node.announce), tuple(sessions),
+                         reject=(*every_overlay, *node.announce),
+                         originate_le=node.more_specifics, daemon=node.daemon, bfd=bfd,
+                         group="HUBS" if hub_mode else "MESH",
+                         multihop=None if hub_mode else MESH_MULTIHOP)
+        plans[name] = Plan(name, net.name, "client", tuple(tunnels), bgp,
                            ip_forward=_routes_a_lan(node.announce))
     return plans
 
 
-def _session(topology: Topology, name: str, peer: str, addresses: dict, iface: str
-             ) -> BgpSession:
+def _session(topology: Topology, name: str, peer: str, addresses: dict, iface: str,
+             **plane) -> BgpSession:
     """`name`'s session with `peer` in one address family (that of `addresses`): import
     exactly what `peer` declares in that family, at most its limit."""
     other = topology.nodes[peer]
@@ -120,12 +215,10 @@ def _session(topology: Topology, name: str, peer: str, addresses: dict, iface: s
     accept = tuple(p for p in other.announce if p.version == version)
     return BgpSession(
         peer, addresses[peer], other.asn, iface, MESH_MULTIHOP, accept,
-        accept_le=tuple(other.more_specifics if other.more_specifics is not None
-                        and other.more_specifics > p.prefixlen else None
-                        for p in accept),
+        accept_le=_accept_le(other, accept),
         max_prefixes=import_limit(other, version),
         password=secret_ref(topology.network.bgp_password, name, peer, "BGP password of session"),
-        local_address=addresses[name],
+        local_address=addresses[name], **plane,
     )
 
 

@@ -89,6 +89,15 @@ class BgpSession:
     password: SecretRef | None = None  # TCP-MD5
     # Our own end of the session (same family as peer_address).
     local_address: IPv4Address | IPv6Address | None = None
+    # Sessions accepting the same set share one import prefix-list, named FROM-<this>
+    # (FROM6- for IPv6); left empty, the list is the peer's own: FROM-<peer>.
+    accept_list: str = ""
+    # Several hubs: local-pref set on what this session imports, so that traffic uses
+    # the plane of the preferred hub. None with one hub.
+    local_pref: int | None = None
+    bfd: bool = False
+    # The hub side of a hub-mode session: pass routes on with next hop and AS path kept.
+    route_server_client: bool = False
 
     def import_filter(self) -> tuple[tuple[Prefix, int | None], ...]:
         """(prefix, longest accepted length or None) for each prefix we accept."""
@@ -98,6 +107,20 @@ class BgpSession:
     @property
     def afi(self) -> Literal["ipv4", "ipv6"]:
         return "ipv4" if self.peer_address.version == 4 else "ipv6"
+
+    @property
+    def import_list(self) -> str:
+        """The name of the import prefix-list (FROM-x, or FROM6-x for IPv6)."""
+        base = "FROM-" if self.peer_address.version == 4 else "FROM6-"
+        return base + (self.accept_list or self.peer)
+
+
+@dataclass(frozen=True)
+class BfdTimers:
+    """One BFD profile for every session of a speaker: detection in interval x multiplier."""
+
+    interval_ms: int
+    multiplier: int
 
 
 @dataclass(frozen=True)
@@ -114,6 +137,15 @@ class BgpSpeaker:
     # The longest more-specific of our own prefixes we may export (None: exactly them).
     originate_le: int | None = None
     daemon: Literal["frr", "bird"] = "frr"
+    bfd: BfdTimers | None = None
+    # A hub in hub mode: a route server for its clients (RFC 7947).
+    route_server: bool = False
+    # The peer-group every session belongs to (IPv6 sessions: the same name plus "6"),
+    # and the TTL they need (None: directly connected): MESH (client to client through a
+    # hub, TTL 2), HUBS (client to its route servers) or CLIENTS (a route server to its
+    # clients).
+    group: str = "MESH"
+    multihop: int | None = 2
 
     def originate_of(self, version: int) -> tuple[Prefix, ...]:
         return tuple(p for p in self.originate if p.version == version)

@@ -42,6 +42,8 @@ LAB_RANGES = {
 def clashes(topology: Topology) -> list[str]:
     """Overlay or announced prefixes that the lab's underlay already uses."""
     mine = [("the overlay", topology.network.overlay)] if topology.network.overlay else []
+    mine += [(f"hub {h}'s overlay", hub.overlay) for h, hub in topology.hubs.items()
+             if hub.overlay is not None and hub.overlay != topology.network.overlay]
     mine += [(f"{n}'s {p}", p) for n, node in topology.nodes.items() for p in node.announce]
     # The underlay is IPv4 only: IPv6 prefixes cannot clash with it.
     return [f"{what} overlaps the lab's {kind} range {net}"

@@ -70,7 +70,7 @@ def _source(plan: Plan, version: int = 4) -> str:
 
 def reachability(executors: dict[str, Executor], plans: dict[str, Plan]) -> tuple[Assertion, int]:
     """Ping every announced prefix from every other client, sourced from its own prefix."""
-    clients = [n for n, p in plans.items() if p.bgp is not None]
+    clients = [n for n, p in plans.items() if p.role == "client" and p.bgp is not None]
     probes = [(a, b, dst.split("/")[0])
               for a in clients for b in clients if a != b
               for dst in announced_addresses(plans[b].bgp.originate)]

@@ -1,32 +1,47 @@
-"""Deterministic tunnel-address allocation from the overlay(s), IPv4 and IPv6."""
+"""Deterministic tunnel-address allocation from the overlay(s), IPv4 and IPv6.
+
+Every hub is a plane with its own tunnel subnets (its overlays). A machine has one *host
+number* per address family and keeps it on every plane: with planes 10.0.0.0/24 and
+10.1.0.0/24, the node at 10.0.0.7 is 10.1.0.7 on the second plane. So an address
+identifies its machine at a glance, and pinning one address pins them all.
+
+One hub, the *primary*, uses the network's overlays (network.overlay, network.overlay6);
+every other hub has its own (`overlay`, and `overlay6` or a ULA derived from its name).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from .schema import Topology
 
 # RFC 4193 unique local addresses: fd00::/8 followed by a 40-bit global ID.
 ULA_PREFIX = 0xFD
 
+Overlay = IPv4Network | IPv6Network
+
 
 class OverlayFull(ValueError):
     """The overlay has fewer free host addresses than machines needing one."""
 
 
-def ula_overlay(network_name: str) -> IPv6Network:
+def ula_overlay(network_name: str, hub: str | None = None) -> IPv6Network:
     """The IPv6 overlay used for `overlay6: auto`: a ULA /64 derived from the network name.
 
     RFC 4193 wants a pseudo-random 40-bit global ID; here it is the first 40 bits of
     SHA-256 over the name, so every machine (and every run) computes the same prefix from
     the topology alone, and two networks with different names almost surely differ.
-    Subnet ID 0, so the overlay is fdXX:XXXX:XXXX::/64.
+    Subnet ID 0, so the overlay is fdXX:XXXX:XXXX::/64. A further hub's plane (`hub`) is
+    another /64 of the same /48: its subnet ID from SHA-256 over the hub's name (never 0).
     """
     digest = hashlib.sha256(f"wgbgp overlay6 {network_name}".encode()).digest()
     global_id = int.from_bytes(digest[:5], "big")
-    return IPv6Network(((ULA_PREFIX << 120) | (global_id << 80), 64))
+    subnet = 0
+    if hub is not None:
+        subnet = int.from_bytes(hashlib.sha256(f"wgbgp plane {hub}".encode()).digest()[:2],
+                                "big") or 1
+    return IPv6Network(((ULA_PREFIX << 120) | (global_id << 80) | (subnet << 64), 64))
 
 
 def overlay6(topology: Topology) -> IPv6Network | None:
@@ -46,54 +61,136 @@ def implied_overlay6(topology: Topology) -> bool:
         p.version == 6 for n in topology.nodes.values() for p in n.announce)
 
 
-def overlays(topology: Topology) -> list[IPv4Network | IPv6Network]:
-    """Every overlay in effect, IPv4 first."""
-    return [o for o in (topology.network.overlay, overlay6(topology)) if o is not None]
+def primary_hub(topology: Topology) -> str | None:
+    """The hub on the network's own overlays: the first that names no other overlay.
+
+    Validation insists on exactly one; here the first hub stands in, so that checking a
+    broken file never crashes."""
+    net, v6 = topology.network, overlay6(topology)
+    for name, hub in topology.hubs.items():
+        if hub.overlay in (None, net.overlay) and hub.overlay6 in (None, v6):
+            return name
+    return next(iter(topology.hubs), None)
 
 
-def _allocate(overlay: IPv4Network | IPv6Network, pinned: dict[str, object],
-              wanted: list[str]) -> dict[str, object]:
-    taken = {a for a in pinned.values() if a is not None}
-    free: Iterable = (a for a in overlay.hosts() if a not in taken)
-    result: dict[str, object] = {}
+def hub_overlays(topology: Topology, version: int = 4) -> dict[str, Overlay | None]:
+    """Each hub's plane subnet in one family (None: the network has no such overlay)."""
+    primary = primary_hub(topology)
+    network = topology.network.overlay if version == 4 else overlay6(topology)
+    out: dict[str, Overlay | None] = {}
+    for name, hub in topology.hubs.items():
+        own = hub.overlay if version == 4 else hub.overlay6
+        if network is None:
+            out[name] = None
+        elif own is not None:
+            out[name] = own
+        elif name == primary or version == 4:
+            out[name] = network  # a second hub without one: validation reports it
+        else:
+            out[name] = ula_overlay(topology.network.name, name)
+    return out
+
+
+def overlays(topology: Topology) -> list[Overlay]:
+    """Every overlay in effect, every plane's, IPv4 first; each once."""
+    found = [topology.network.overlay, overlay6(topology),
+             *hub_overlays(topology, 4).values(), *hub_overlays(topology, 6).values()]
+    out = dict.fromkeys(o for o in found if o is not None)
+    return sorted(out, key=lambda o: o.version)
+
+
+def _pinned(topology: Topology, name: str, version: int) -> int | None:
+    """The host number a machine's pinned address gives it in one family; None when not
+    pinned, or pinned outside its overlay (validation reports that)."""
+    field = "address" if version == 4 else "address6"
+    if name in topology.hubs:
+        address = getattr(topology.hubs[name], field)
+        overlay = hub_overlays(topology, version)[name]
+    else:
+        address = getattr(topology.nodes[name], field)
+        overlay = topology.network.overlay if version == 4 else overlay6(topology)
+    if address is None or overlay is None or address not in overlay:
+        return None
+    return int(address) - int(overlay.network_address)
+
+
+def host_numbers(topology: Topology, version: int = 4) -> dict[str, int]:
+    """Every hub's and node's host number in one family, by name ({} without that overlay).
+
+    Pinned addresses are kept. The rest take the lowest free host numbers, hubs first,
+    each group in the order the file declares them, so appending a node never moves an
+    existing one. (Reordering the file can: pin addresses you rely on.)
+    """
+    overlay = topology.network.overlay if version == 4 else overlay6(topology)
+    if overlay is None:
+        return {}
+    wanted = [*topology.hubs, *topology.nodes]
+    pinned = {n: h for n in wanted if (h := _pinned(topology, n, version)) is not None}
+    taken = set(pinned.values())
+    # IPv4 loses the network and broadcast addresses, IPv6 the subnet-router anycast (::).
+    last = overlay.num_addresses - (2 if version == 4 else 1)
+    free = (h for h in range(1, last + 1) if h not in taken)
+    result: dict[str, int] = {}
     for name in wanted:
-        if pinned.get(name) is not None:
+        if name in pinned:
             result[name] = pinned[name]
             continue
         try:
             result[name] = next(free)
         except StopIteration:
-            need = len(wanted)
             raise OverlayFull(
-                f"overlay {overlay} has {overlay.num_addresses - 2} host addresses, "
-                f"{need} machines need one"
+                f"overlay {overlay} has {max(last, 0)} host addresses, "
+                f"{len(wanted)} machines need one"
             ) from None
     return result
 
 
-def allocate(topology: Topology) -> dict[str, IPv4Address]:
-    """IPv4 tunnel address of every hub and node, by name ({} for an IPv6-only overlay).
+def _home(topology: Topology, version: int) -> dict:
+    """Every machine's address on its home plane in one family: a hub's on its own, a
+    node's in the network's overlay. Pinned outside: kept (validation reports it)."""
+    numbers = host_numbers(topology, version)
+    planes = hub_overlays(topology, version)
+    network = topology.network.overlay if version == 4 else overlay6(topology)
+    field = "address" if version == 4 else "address6"
+    result = {}
+    for name, number in numbers.items():
+        machine = topology.hubs.get(name) or topology.nodes[name]
+        pinned = getattr(machine, field)
+        if pinned is not None and _pinned(topology, name, version) is None:
+            result[name] = pinned
+            continue
+        overlay = planes[name] if name in topology.hubs else network
+        result[name] = ip_address(int(overlay.network_address) + number) if overlay else None
+    return result
 
-    Pinned addresses are kept. The rest take the lowest free host addresses, hubs first,
-    each group in the order the file declares them, so appending a node never moves an
-    existing one. (Reordering the file can: pin addresses you rely on.)
-    """
-    if topology.network.overlay is None:
-        return {}
-    machines = {**topology.hubs, **topology.nodes}
-    return _allocate(topology.network.overlay,  # type: ignore[return-value]
-                     {n: m.address for n, m in machines.items()}, list(machines))
+
+def allocate(topology: Topology) -> dict[str, IPv4Address]:
+    """IPv4 tunnel address of every hub (on its own plane) and node (in network.overlay),
+    by name ({} for an IPv6-only overlay)."""
+    return _home(topology, 4)
 
 
 def allocate6(topology: Topology) -> dict[str, IPv6Address]:
     """IPv6 tunnel address of every hub and node ({} without an IPv6 overlay); same rules
     as `allocate`: pinned `address6` kept, the rest from ::1 upwards, hubs first."""
-    prefix = overlay6(topology)
-    if prefix is None:
-        return {}
-    machines = {**topology.hubs, **topology.nodes}
-    return _allocate(prefix,  # type: ignore[return-value]
-                     {n: m.address6 for n, m in machines.items()}, list(machines))
+    return _home(topology, 6)
+
+
+def plane_addresses(topology: Topology, version: int = 4) -> dict[str, dict[str, object]]:
+    """Per hub, the address of every machine on its plane in one family: the hub itself,
+    then every node ({} per hub without that overlay)."""
+    numbers = host_numbers(topology, version)
+    home = _home(topology, version)
+    out: dict[str, dict[str, object]] = {}
+    for hub, overlay in hub_overlays(topology, version).items():
+        if overlay is None:
+            out[hub] = {}
+            continue
+        plane = {hub: home[hub]}
+        for name in topology.nodes:
+            plane[name] = ip_address(int(overlay.network_address) + numbers[name])
+        out[hub] = plane
+    return out
 
 
 def router_ids(topology: Topology) -> dict[str, IPv4Address]:
@@ -105,3 +202,11 @@ def router_ids(topology: Topology) -> dict[str, IPv4Address]:
         return {n: v4[n] for n in topology.nodes}
     v6 = allocate6(topology)
     return {n: IPv4Address(int(v6[n]) & 0xFFFFFFFF) for n in topology.nodes if n in v6}
+
+
+def hub_router_id(topology: Topology, hub: str) -> IPv4Address:
+    """A hub's BGP router ID (hub mode): its IPv4 address, or the low 32 bits of its IPv6."""
+    v4 = allocate(topology)
+    if v4:
+        return v4[hub]
+    return IPv4Address(int(allocate6(topology)[hub]) & 0xFFFFFFFF)

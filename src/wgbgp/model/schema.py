@@ -229,6 +229,24 @@ class Secret(Section):
         return "env", self.env.replace(PAIR, pair.upper().replace("-", "_"))
 
 
+class Bfd(Section):
+    """Bidirectional Forwarding Detection on every BGP session (FRR's bfdd).
+
+    A dead hub is noticed in interval x multiplier (0.9 s by default) instead of the BGP
+    hold time (30 s), so traffic moves to another hub's plane within about a second.
+    """
+
+    # None: on when the topology has several hubs (there is somewhere to fail over to).
+    enabled: bool | None = None
+    interval: int = Field(300, ge=50, le=60000, strict=True)  # ms, sent and expected
+    multiplier: int = Field(3, ge=2, le=255, strict=True)
+
+
+def _bfd_shorthand(value: object) -> object:
+    # `bfd: true` / `bfd: false` is short for `bfd: {enabled: ...}`.
+    return {"enabled": value} if isinstance(value, bool) else value
+
+
 class Network(Section):
     name: NodeName
     # Tunnel addresses come from these: IPv4, IPv6, or both (dual stack). At least one
@@ -236,7 +254,8 @@ class Network(Section):
     overlay: IPv4Network | None = None
     overlay6: Overlay6 | None = None
     # mesh: every client pair peers through the hub (the classic recipe).
-    mode: Literal["mesh"] = "mesh"
+    # hub: every client peers with each hub only; the hub is a BGP route server (RFC 7947).
+    mode: Literal["mesh", "hub"] = "mesh"
     mtu: int = Field(1420, ge=1280, le=9000, strict=True)
     keepalive: int = Field(25, ge=1, le=3600, strict=True)
     # TCP-MD5 (RFC 2385) on every BGP session, read when rendering; see Secret.
@@ -244,6 +263,7 @@ class Network(Section):
     # A WireGuard preshared key on every client-hub tunnel (a second, symmetric layer of
     # encryption), read when rendering; see Secret.
     preshared_key: Secret | None = None
+    bfd: Annotated[Bfd, BeforeValidator(_bfd_shorthand)] = Field(default_factory=Bfd)
 
 
 class Hub(Section):
@@ -254,6 +274,18 @@ class Hub(Section):
     ssh: str | None = None
     # Forward (masqueraded) traffic from nodes that ask for an exit to the Internet.
     exit: bool = Field(False, strict=True)
+    # The hub's own ASN: required in hub mode, where the hub is the route server.
+    asn: Asn | None = None
+    # This hub's plane: its own tunnel subnet. Left out: network.overlay, which only one
+    # hub may use; every other hub needs its own, disjoint from the others.
+    overlay: IPv4Network | None = None
+    # Its IPv6 tunnel subnet, when the network has an IPv6 overlay. Left out: the
+    # network's overlay6 for the hub on network.overlay, for every other hub a ULA /64 in
+    # the network's ULA /48, derived from the hub's name.
+    overlay6: IPv6Network | None = None
+    # Traffic prefers the plane of the hub with the highest preference (BGP local-pref
+    # on the clients). Left out: 100 for the first hub, 90 for the second, and so on.
+    preference: int | None = Field(None, ge=0, le=4294967295, strict=True)
 
     @property
     def port(self) -> int:

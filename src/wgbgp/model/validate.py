@@ -9,13 +9,15 @@ from ipaddress import IPv4Network, IPv6Network
 
 from .addressing import (
     OverlayFull,
-    allocate,
-    allocate6,
+    host_numbers,
+    hub_overlays,
     implied_overlay6,
     overlay6,
     overlays,
+    primary_hub,
     router_ids,
 )
+from .derive import hub_preferences
 from .issues import Issue
 from .keys import InvalidKey, public_key
 from .schema import PAIR, Topology
@@ -25,9 +27,9 @@ MESH_SESSIONS_HINT = 30  # clients past which a full mesh gets heavy
 
 def check(topology: Topology) -> list[Issue]:
     """Every error and warning in a schema-valid topology."""
-    return [*_names(topology), *_addresses(topology), *_asns(topology), *_prefixes(topology),
-            *_keys(topology), *_peerings(topology), *_lab(topology), *_lints(topology),
-            *_policy(topology), *_exits(topology), *_secrets(topology)]
+    return [*_names(topology), *_planes(topology), *_addresses(topology), *_asns(topology),
+            *_prefixes(topology), *_keys(topology), *_peerings(topology), *_lab(topology),
+            *_lints(topology), *_policy(topology), *_exits(topology), *_secrets(topology)]
 
 
 def _err(loc, message, fix="") -> Issue:
@@ -42,10 +44,6 @@ def _names(t: Topology) -> Iterator[Issue]:
     if not t.hubs:
         yield _err(("hubs",), "no hub declared; clients behind CG-NAT need one public hub",
                    "add a hub under 'hubs:' with the public endpoint of your VPS")
-    if len(t.hubs) > 1:
-        names = ", ".join(t.hubs)
-        yield _err(("hubs",), f"{len(t.hubs)} hubs declared ({names}); this version runs one hub",
-                   "keep one hub; several hubs as failover planes are planned")
     for name in t.nodes:
         if name in t.hubs:
             yield _err(("nodes", name), f"{name!r} is both a hub and a node",
@@ -54,20 +52,95 @@ def _names(t: Topology) -> Iterator[Issue]:
         yield _err(("nodes",), "no nodes declared", "add at least two nodes under 'nodes:'")
 
 
+def _planes(t: Topology) -> Iterator[Issue]:
+    """Every hub is a plane with its own overlays: one hub (the one naming no other) uses
+    the network's, every other hub its own `overlay` (and `overlay6`, or a ULA derived from
+    its name), all disjoint. The order of the hubs does not matter."""
+    net, v6 = t.network, overlay6(t)
+    primary = primary_hub(t)
+    for name, hub in t.hubs.items():
+        if net.overlay is None and hub.overlay is not None:
+            yield _err(("hubs", name, "overlay"), "overlay given but the network has no "
+                       "IPv4 overlay", "add 'overlay' under network, or remove it here")
+        if v6 is None and hub.overlay6 is not None:
+            yield _err(("hubs", name, "overlay6"), "overlay6 given but the network has no "
+                       "IPv6 overlay", "add 'overlay6' under network, or remove it here")
+    if net.overlay is not None and t.hubs and primary is not None:
+        hub = t.hubs[primary]
+        if hub.overlay not in (None, net.overlay):
+            yield _err(("hubs", primary, "overlay"),
+                       f"no hub's plane is network.overlay ({net.overlay})",
+                       f"leave 'overlay' out on one hub (it then uses {net.overlay}), or set "
+                       "network.overlay to that hub's overlay")
+    for version, key in ((4, "overlay"), (6, "overlay6")):
+        planes = hub_overlays(t, version)
+        seen: list[tuple[IPv4Network | IPv6Network, str]] = []
+        for name, plane in sorted(planes.items(), key=lambda kv: kv[0] != primary):
+            if plane is None:
+                continue
+            if name == primary:  # the network's own overlay, checked with the addresses
+                seen.append((plane, name))
+                continue
+            loc = ("hubs", name, key)
+            if version == 4 and t.hubs[name].overlay in (None, net.overlay):
+                said = ("leaves 'overlay' out" if t.hubs[name].overlay is None
+                        else f"uses {net.overlay}")
+                yield _err(loc, f"hub {name!r} {said}, like hub {primary!r}: every hub is a "
+                           "separate plane with its own tunnel subnet",
+                           f"add e.g. 'overlay: {_free_overlay(t)}' (a subnet no other hub, "
+                           "overlay or announced prefix uses)")
+                continue
+            if plane.num_addresses < 4:
+                yield _err(loc, f"{key} {plane} is too small for a hub and clients",
+                           "use a /24 or larger" if version == 4 else "use a /64")
+                continue
+            if version == 6 and (plane.is_link_local or plane.is_multicast):
+                yield _err(loc, f"overlay6 {plane} is a link-local or multicast range",
+                           "use a unique local prefix such as fd42:1:2::/64, or leave it out")
+                continue
+            clash = next((other for other in seen if other[0].overlaps(plane)), None)
+            if clash is not None:
+                yield _err(loc, f"{key} {plane} overlaps {clash[0]}, the plane of hub "
+                           f"{clash[1]!r}", "give every hub disjoint overlays"
+                           + (f", e.g. {_free_overlay(t)}" if version == 4 else ""))
+                continue
+            seen.append((plane, name))
+
+
+def _free_overlay(t: Topology) -> IPv4Network | None:
+    """A subnet the size of network.overlay that no overlay or announced prefix touches."""
+    base = t.network.overlay
+    if base is None:
+        return None
+    used = [base, *(h.overlay for h in t.hubs.values() if h.overlay),
+            *(p for n in t.nodes.values() for p in n.announce if p.version == 4)]
+    candidate = base
+    for _ in range(1 << min(16, base.prefixlen)):
+        nxt = int(candidate.network_address) + candidate.num_addresses
+        if nxt >= 1 << 32:
+            break
+        candidate = IPv4Network((nxt, base.prefixlen))
+        if not any(candidate.overlaps(u) for u in used):
+            return candidate
+    return base
+
+
 def _addresses(t: Topology) -> Iterator[Issue]:
     if t.network.overlay is None and t.network.overlay6 is None and not implied_overlay6(t):
         yield _err(("network",), "no overlay: tunnel addresses need an IPv4 or IPv6 prefix",
                    "add 'overlay: 10.0.0.0/24' (IPv4), 'overlay6: auto' (an IPv6 ULA), "
                    "or both for dual stack")
         return
-    yield from _family_addresses(t, "overlay", "address", allocate)
-    yield from _family_addresses(t, "overlay6", "address6", allocate6)
+    yield from _family_addresses(t, 4)
+    yield from _family_addresses(t, 6)
     yield from _router_ids(t)
 
 
-def _family_addresses(t: Topology, key: str, field: str, alloc) -> Iterator[Issue]:
-    """Tunnel addresses of one family: inside its overlay, distinct, and enough of them."""
-    overlay = t.network.overlay if key == "overlay" else overlay6(t)
+def _family_addresses(t: Topology, version: int) -> Iterator[Issue]:
+    """Tunnel addresses of one family: inside their overlay, one host number per machine
+    (kept on every plane), and enough of them."""
+    key, field = ("overlay", "address") if version == 4 else ("overlay6", "address6")
+    overlay = t.network.overlay if version == 4 else overlay6(t)
     if overlay is None:
         for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
             for name, m in machines.items():
@@ -78,41 +151,63 @@ def _family_addresses(t: Topology, key: str, field: str, alloc) -> Iterator[Issu
         return
     if overlay.num_addresses < 4:
         yield _err(("network", key), f"overlay {overlay} is too small for a hub and clients",
-                   "use a /24 or larger, e.g. 10.0.0.0/24" if key == "overlay"
+                   "use a /24 or larger, e.g. 10.0.0.0/24" if version == 4
                    else "use a /64, e.g. fd42:1:2::/64, or write 'auto'")
         return
-    if key == "overlay6" and (overlay.is_link_local or overlay.is_multicast):
+    if version == 6 and (overlay.is_link_local or overlay.is_multicast):
         yield _err(("network", key), f"overlay6 {overlay} is a link-local or multicast range",
                    "use a unique local prefix such as fd42:1:2::/64, or write 'auto'")
         return
-    reserved = {overlay.network_address}
-    if key == "overlay":
-        reserved.add(overlay.broadcast_address)
-    seen: dict = {}
+    planes = hub_overlays(t, version)
+    seen: dict[int, tuple[str, object]] = {}  # host number -> (machine, its address)
     for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
         for name, m in machines.items():
             address = getattr(m, field)
             if address is None:
                 continue
             loc = (section, name, field)
-            if address not in overlay:
-                yield _err(loc, f"tunnel address {address} is outside the overlay {overlay}",
-                           f"pick an address inside {overlay}, or leave '{field}' out")
+            home = (planes[name] if section == "hubs" else None) or overlay
+            number = int(address) - int(home.network_address)
+            reserved = {home.network_address}
+            if version == 4:
+                reserved.add(home.broadcast_address)
+            if address not in home:
+                where = (f"its plane's overlay {home}" if home != overlay
+                         else f"the overlay {home}")
+                yield _err(loc, f"tunnel address {address} is outside {where}",
+                           f"pick an address inside {home}, or leave '{field}' out")
             elif address in reserved:
                 yield _err(loc, f"{address} is the overlay's network or broadcast address"
-                           if key == "overlay" else
+                           if version == 4 else
                            f"{address} is the overlay's subnet-router anycast address",
                            f"pick a host address, or leave '{field}' out")
-            elif address in seen:
-                yield _err(loc, f"tunnel address {address} is already used by {seen[address]}",
+            elif number in seen:
+                other, addr = seen[number]
+                same = "is already used by" if addr == address else (
+                    f"has the same host number as {addr}, used by")
+                yield _err(loc, f"tunnel address {address} {same} {other}"
+                           + ("" if addr == address else
+                              " (a machine keeps its host number on every hub's plane)"),
                            f"give each machine its own address, or leave '{field}' out")
             else:
-                seen[address] = name
+                seen[number] = (name, address)
     try:
-        alloc(t)
+        numbers = host_numbers(t, version)
     except OverlayFull as exc:
         yield _err(("network", key), f"overlay too small: {exc}",
                    "use a larger overlay prefix (shorter prefix length)")
+        return
+    if len(t.hubs) < 2:
+        return
+    highest = max((numbers[n] for n in t.nodes), default=0)
+    for name, plane in planes.items():
+        room = plane.num_addresses - (2 if version == 4 else 1) if plane else 0
+        if plane is not None and plane != overlay and highest > room:
+            yield _err(("hubs", name, key),
+                       f"{key} {plane} has room for host numbers up to {room}, but a node "
+                       f"has host number {highest} (every node is on every plane, with the "
+                       "same host number)",
+                       f"make it as large as network.{key} (/{overlay.prefixlen})")
 
 
 def _router_ids(t: Topology) -> Iterator[Issue]:
@@ -148,6 +243,25 @@ def _asns(t: Topology) -> Iterator[Issue]:
                         f"ASN {asn} is shared by {', '.join(names)}; eBGP drops routes whose "
                         "AS path holds the receiver's own ASN",
                         "give every node its own ASN")
+    for name, hub in t.hubs.items():
+        loc = ("hubs", name, "asn")
+        if t.network.mode == "hub" and hub.asn is None:
+            yield _err(loc, f"in hub mode hub {name!r} speaks BGP (it is the route server) "
+                       "and needs its own ASN",
+                       f"add 'asn: {_free_asn(t)}' (a private ASN no node uses)")
+        elif hub.asn is not None and hub.asn in by_asn:
+            yield _err(loc, f"hub {name!r} has ASN {hub.asn}, which node "
+                       f"{by_asn[hub.asn][0]} also uses; the session between them would be "
+                       "iBGP and the route server would not pass routes on",
+                       f"give the hub an ASN no node uses, e.g. {_free_asn(t)}")
+        elif hub.asn is not None and t.network.mode != "hub":
+            yield _warn(loc, f"hub {name!r} has an ASN but speaks no BGP in mesh mode",
+                        "leave it for a later switch to 'mode: hub', or remove it")
+
+
+def _free_asn(t: Topology) -> int:
+    used = {n.asn for n in t.nodes.values()} | {h.asn for h in t.hubs.values() if h.asn}
+    return next(a for a in range(64512, 65535) if a not in used)
 
 
 def _prefixes(t: Topology) -> Iterator[Issue]:
@@ -160,7 +274,7 @@ def _prefixes(t: Topology) -> Iterator[Issue]:
                             and prefix.overlaps(o)), None)
             if overlay is not None:
                 yield _err(loc, f"{prefix} overlaps the overlay {overlay}",
-                           "announce prefixes outside the tunnel overlay")
+                           "announce prefixes outside the tunnel overlays")
                 continue
             clash = owners[prefix.version].first_overlap(prefix)
             if clash is not None:
@@ -243,6 +357,11 @@ def _keys(t: Topology) -> Iterator[Issue]:
 def _peerings(t: Topology) -> Iterator[Issue]:
     if t.peerings is None:
         return
+    if t.network.mode == "hub":
+        yield _err(("peerings",), "peerings choose who peers with whom in mesh mode; in hub "
+                   "mode every client peers with the hub and reaches every other client",
+                   "remove 'peerings', or use 'mode: mesh'")
+        return
     pairs = set()
     for i, (a, b) in enumerate(t.peerings):
         for j, n in enumerate((a, b)):
@@ -288,10 +407,24 @@ def _lints(t: Topology) -> Iterator[Issue]:
         yield _warn(("network", "mtu"), f"MTU {t.network.mtu} exceeds 1420, the largest that "
                     "fits WireGuard over a 1500-byte path; large packets may be dropped",
                     "leave mtu out (1420) unless every underlay path carries jumbo frames")
-    if t.peerings is None and len(t.nodes) > MESH_SESSIONS_HINT:
+    if t.network.mode == "mesh" and t.peerings is None and len(t.nodes) > MESH_SESSIONS_HINT:
         n = len(t.nodes)
+        planes = f" on each of {len(t.hubs)} hubs" if len(t.hubs) > 1 else ""
         yield _warn(("network", "mode"), f"a full mesh of {n} clients needs {n * (n - 1) // 2} "
-                    "BGP sessions", "list only the peerings you need under 'peerings'")
+                    f"BGP sessions{planes}",
+                    "set 'mode: hub' (one session per client, to the hub as route server; "
+                    "give the hub an 'asn'), or list only the peerings you need under "
+                    "'peerings'")
+    prefs: dict[int, list[str]] = {}
+    for name, pref in hub_preferences(t).items():
+        prefs.setdefault(pref, []).append(name)
+    for pref, names in prefs.items():
+        if len(names) > 1:
+            yield _warn(("hubs", names[1], "preference"),
+                        f"hubs {', '.join(names)} have the same preference ({pref}): which "
+                        "plane carries traffic is left to BGP's tie-breaking",
+                        "give the hub that should carry traffic a higher 'preference'")
+
 
 
 def _policy(t: Topology) -> Iterator[Issue]:

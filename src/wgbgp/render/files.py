@@ -18,7 +18,6 @@ from typing import Any
 
 import jinja2
 
-from ..compile.mesh import MESH_MULTIHOP
 from ..compile.plan import Plan, SecretRef, Tunnel
 from ..model.keys import InvalidKey, decode_key
 
@@ -148,7 +147,7 @@ def render_frr(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | Non
     if plan.bgp is None or plan.bgp.daemon != "frr":
         return None
     text = _env().get_template("frr.conf.j2").render(
-        plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP,
+        plan=plan, bgp=plan.bgp,
         secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART,
         families=_frr_families(plan))
     return RenderedFile(FRR_CONF, text, 0o640, "frr",
@@ -161,6 +160,7 @@ class _Family:
 
     version: int
     sessions: tuple
+    base_group: str = "MESH"  # the speaker's peer-group name (IPv6: with a "6")
 
     @property
     def afi(self) -> str:
@@ -172,7 +172,7 @@ class _Family:
 
     @property
     def group(self) -> str:
-        return "MESH" if self.version == 4 else "MESH6"
+        return self.base_group if self.version == 4 else f"{self.base_group}6"
 
     @property
     def own(self) -> str:
@@ -190,6 +190,27 @@ class _Family:
     def import_map(self) -> str:
         return "IMPORT" if self.version == 4 else "IMPORT6"
 
+    @property
+    def planes(self) -> tuple:
+        """Several hubs: one session per plane (interface) that sets a local-pref."""
+        seen: dict[str, object] = {}
+        for s in self.sessions:
+            if s.local_pref is not None:
+                seen.setdefault(s.interface, s)
+        return tuple(seen.values())
+
+    def plane_map(self, interface: str) -> str:
+        """The import route-map of one plane: IMPORT-<interface> (IMPORT6-...)."""
+        return f"{self.import_map}-{interface}"
+
+    @property
+    def import_lists(self) -> tuple:
+        """One session per import prefix-list (sessions may share one)."""
+        seen: dict[str, object] = {}
+        for s in self.sessions:
+            seen.setdefault(s.import_list, s)
+        return tuple(seen.values())
+
 
 def _frr_families(plan: Plan) -> list[_Family]:
     """The families this machine has sessions in (IPv4 first); IPv4 alone keeps the
@@ -201,7 +222,7 @@ def _frr_families(plan: Plan) -> list[_Family]:
         has_overlay = any((t.address if version == 4 else t.address6) is not None
                           for t in plan.tunnels)
         if sessions or has_overlay:
-            out.append(_Family(version, sessions))
+            out.append(_Family(version, sessions, plan.bgp.group))
     return out
 
 
@@ -211,7 +232,7 @@ def render_bird(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | No
     if plan.bgp is None or plan.bgp.daemon != "bird":
         return None
     text = _env().get_template("bird.conf.j2").render(
-        plan=plan, bgp=plan.bgp, multihop=MESH_MULTIHOP, families=_frr_families(plan),
+        plan=plan, bgp=plan.bgp, multihop=plan.bgp.multihop, families=_frr_families(plan),
         secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART,
         bird_net=_bird_net)
     return RenderedFile(BIRD_CONF, text, 0o640, "bird",
