@@ -1,0 +1,124 @@
+"""Failures on purpose: a hub that dies and comes back, and a ping that measures the outage.
+
+`crash` is a silent death (power cut, kernel panic, provider outage): the tunnel stops
+first, then every process of the machine is killed, so no BGP NOTIFICATION or TCP FIN
+reaches a peer; peers notice only by BFD or the hold timer. `restart` is the machine
+booting again and `wgbgp apply` running on it: the same apply code as `lab up`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..apply import ApplyResult
+from ..apply.parallel import apply_many
+from ..apply.secrets import read_secrets
+from ..compile import compile_topology
+from ..model import parse
+from ..render import render_machine
+from .build import Lab
+from .runner import lab_topology_path
+
+
+def crash(lab: Lab, name: str) -> list[int]:
+    """Kill machine `name` silently: tunnels down first, then every process SIGKILLed.
+
+    Returns the pids killed. Its network namespace and addresses stay (the VPS still
+    exists, nothing runs on it), so `restart` can bring it back.
+    """
+    machine = lab.machine(name)
+    x = machine.executor()
+    links = x.run(["ip", "-o", "link", "show", "type", "wireguard"], check=False).stdout
+    links += x.run(["ip", "-o", "link", "show", "type", "tun"], check=False).stdout
+    for iface in sorted(set(re.findall(r"^\d+:\s+([^:@\s]+)", links, flags=re.M))):
+        x.run(["ip", "link", "set", "dev", iface, "down"], check=False)
+    pids = machine.pids()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.05)
+    # A kernel WireGuard interface outlives its processes: remove it as a reboot would.
+    for iface in re.findall(r"^\d+:\s+([^:@\s]+)", x.run(
+            ["ip", "-o", "link", "show", "type", "wireguard"], check=False).stdout, flags=re.M):
+        x.run(["ip", "link", "del", "dev", iface], check=False)
+    return pids
+
+
+def restart(lab: Lab, name: str) -> ApplyResult:
+    """Bring machine `name` back: apply its configuration again, as after a reboot."""
+    path = lab_topology_path(lab.name)
+    topology, _ = parse(path.read_text(), str(path))
+    plans = compile_topology(topology)
+    secrets = read_secrets([plans[name]], path.parent)
+    files = render_machine(plans[name], secrets=secrets or None)
+    (result,) = apply_many([(lab.machine(name).executor(), files)],
+                           enable_at_boot=False).values()
+    return result
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """What a ping run saw: packets sent and answered, and how long traffic was lost."""
+
+    interval: float
+    sent: int
+    received: int
+    longest_gap: float  # seconds between two consecutive answers, minus one interval
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.received
+
+    @property
+    def outage(self) -> float:
+        """Lost packets x interval: the outage as the issue measures it."""
+        return self.lost * self.interval
+
+
+class PingRun:
+    """A ping running inside a lab machine (`ping -D -i INTERVAL -I SOURCE DEST`)."""
+
+    def __init__(self, lab: Lab, machine: str, source: str, dest: str, *,
+                 interval: float = 0.1, limit: float = 300) -> None:
+        self.interval = interval
+        argv = ["ping", "-n", "-D", "-i", f"{interval:g}", "-w", f"{limit:g}",
+                "-I", source, dest]
+        self.proc: subprocess.Popen = lab.machine(machine).spawn(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def stop(self) -> PingResult:
+        """Stop the ping (SIGINT, so it prints its summary) and read what it saw."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=10)
+        return parse_ping(out, self.interval)
+
+
+def parse_ping(text: str, interval: float) -> PingResult:
+    """A PingResult from `ping -D` output (timestamps in brackets, then the summary)."""
+    stamps = [float(m.group(1)) for m in
+              re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=\d+", text, flags=re.M)]
+    m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", text)
+    if m is None:
+        raise ValueError(f"not ping output: {text[-300:]!r}")
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    longest = max(gaps, default=0.0) - interval if gaps else 0.0
+    return PingResult(interval, int(m.group(1)), int(m.group(2)), max(0.0, longest))
+
+
+def route_dev(lab: Lab, machine: str, dest: str, source: str | None = None) -> str:
+    """The interface machine `machine` sends traffic for `dest` on (`ip route get`)."""
+    argv = ["ip", "-o", "route", "get", dest] + (["from", source] if source else [])
+    out = lab.machine(machine).executor().run(argv, check=False).stdout
+    m = re.search(r"\bdev (\S+)", out)
+    return m.group(1) if m else ""
