@@ -270,10 +270,27 @@ def test_exit_only_for_the_nodes_that_ask():
     assert "masquerade" not in hub_nft(hub_exit=True)  # offered, not asked for
 
 
+def dual_stack_exit_nft() -> str:
+    d = doc(2, overlay6="fd42:42:42::/64")
+    d["hubs"]["vps"]["exit"] = True
+    d["nodes"]["n1"]["exit"] = True
+    d["nodes"]["n1"]["announce"].append("2001:db8:1::/48")
+    return render_nftables(compile_topology(load(d))["vps"]).text
+
+
+def test_dual_stack_exit_one_set_per_family():
+    text = dual_stack_exit_nft()
+    assert 'ip saddr { 10.0.0.2/32, 100.64.1.0/24 } counter accept' in text
+    assert 'ip6 saddr { fd42:42:42::2/128, 2001:db8:1::/48 } counter accept' in text
+    assert 'ip6 saddr { fd42:42:42::2/128, 2001:db8:1::/48 } counter masquerade' in text
+    assert "icmpv6 type { echo-request" in text
+
+
 @pytest.mark.real_tools("ip", "nft")
-@pytest.mark.parametrize("variant", ["no-exit", "exit"])
+@pytest.mark.parametrize("variant", ["no-exit", "exit", "dual-stack-exit"])
 def test_firewall_accepted_by_nft(tmp_path, variant):
-    text = hub_nft(("n1", "n3"), hub_exit=True) if variant == "exit" else hub_nft()
+    text = {"exit": lambda: hub_nft(("n1", "n3"), hub_exit=True), "no-exit": hub_nft,
+            "dual-stack-exit": dual_stack_exit_nft}[variant]()
     f = tmp_path / "wgbgp.nft"
     f.write_text(text)
     ns = f"wgbgp-pol-{os.getpid()}"

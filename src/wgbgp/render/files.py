@@ -250,11 +250,22 @@ def render_sysctl(plan: Plan) -> RenderedFile:
                         0o644, "sysctl")
 
 
+def _exit_families(plan: Plan) -> list[tuple[str, list]]:
+    """Exit sources by nftables family keyword (`ip`, `ip6`): a set holds one family."""
+    out = []
+    for family, version in (("ip", 4), ("ip6", 6)):
+        sources = [p for p in plan.exit_sources if p.version == version]
+        if sources:
+            out.append((family, sources))
+    return out
+
+
 def render_nftables(plan: Plan) -> RenderedFile | None:
     """The hub's forwarding ruleset (its own table only); None on clients."""
     if plan.role != "hub":
         return None
-    return RenderedFile(NFTABLES_CONF, _env().get_template("nftables.nft.j2").render(plan=plan),
+    return RenderedFile(NFTABLES_CONF, _env().get_template("nftables.nft.j2").render(
+                            plan=plan, exit_families=_exit_families),
                         0o644, "nftables")
 
 
