@@ -148,7 +148,9 @@ def rotate_key(topology_path: Path, machine: str, executors: Mapping[str, Execut
             raise RotateError(f"`wg set {tunnel.interface} private-key {key.key_file}` on "
                               f"{machine} failed: {mask_output(res.stderr.strip())}; the hub "
                               "already expects the new key: run that command there")
-        hub_addr = plans[tunnel.hub].tunnels[0].address.ip
+        hub_tunnel = next(t for t in plans[tunnel.hub].tunnels
+                          if t.interface == tunnel.interface)
+        hub_addr = hub_tunnel.addresses[0].ip  # IPv4 first; an IPv6-only overlay has one
         # One packet starts the handshake now rather than at the next keepalive.
         node.run(["ping", "-c", "1", "-W", "1", str(hub_addr)], check=False, timeout=5)
 
