@@ -148,7 +148,7 @@ def test_machines_are_private_hosts(classic: Lab):
         vps.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
     # /sys shows the machine's own interfaces; /run is fresh (no host namespaces inside).
     assert set(laptop.run(["ls", "/sys/class/net"]).stdout.split()) == {"lo", "eth0", "mgmt0"}
-    assert laptop.run(["ls", "/run"]).stdout.split() == ["frr", "lock", "wireguard"]
+    assert laptop.run(["ls", "/run"]).stdout.split() == ["bird", "frr", "lock", "wireguard"]
     # Management: machines reach the mgmt namespace but not each other.
     mgmt = classic.netns_executor("mgmt")
     mgmt.run(["ping", "-c1", "-W1", str(classic.plan.mgmt_ip["laptop"])])
