@@ -151,7 +151,8 @@ def test_machines_are_private_hosts(classic: Lab):
     assert laptop.run(["ls", "/run"]).stdout.split() == ["bird", "frr", "lock", "wireguard"]
     # Management: machines reach the mgmt namespace but not each other.
     mgmt = classic.netns_executor("mgmt")
-    mgmt.run(["ping", "-c1", "-W1", str(classic.plan.mgmt_ip["laptop"])])
+    # -w: keep trying for 3 s; the bridge ports of a fresh lab may drop the very first packet.
+    mgmt.run(["ping", "-c1", "-w3", str(classic.plan.mgmt_ip["laptop"])])
     assert not vps.run(["ping", "-c1", "-W0.5", str(classic.plan.mgmt_ip["laptop"])],
                        check=False).ok
     # The mgmt network is never a way out to the Internet.
