@@ -7,14 +7,16 @@ Order, and why:
    back. The running interface still holds the old key, so nothing breaks yet.
 3. The topology file gets the new public key (that one value is replaced where it stands;
    comments and layout are kept), written atomically.
-4. The hub(s) are applied first: `wg syncconf` drops the node's old key and accepts the new
-   one. Only the node's tunnel goes down here; the hub's other peers are untouched, and the
-   other nodes' configs do not name this node's key, so they do not change at all.
-5. The node switches its interface to the new key file (`wg set IFACE private-key FILE`:
-   the argv holds a path, never the key) and sends one ping to the hub's tunnel address so
-   the handshake happens at once instead of at the next keepalive.
-6. Wait for that handshake; its time since step 4 is the outage. BGP sessions survive it
-   (hold time 30 s).
+4. Per hub (plane), one after the other: the hub is applied first (`wg syncconf` drops the
+   node's old key and accepts the new one; only that node's tunnel to it goes down, the
+   hub's other peers are untouched, and the other nodes' configs do not name this node's
+   key, so they do not change at all); then the node switches its interface to that hub
+   to the new key file (`wg set IFACE private-key FILE`: the argv holds a path, never the
+   key) and sends one ping to the hub's tunnel address so the handshake happens at once
+   instead of at the next keepalive.
+5. Wait for that handshake; its time since the hub's apply is that plane's outage. BGP
+   sessions survive it (hold time 30 s), and with several hubs the other planes carry
+   the node's traffic meanwhile.
 """
 
 from __future__ import annotations
@@ -124,8 +126,12 @@ def rotate_key(topology_path: Path, machine: str, executors: Mapping[str, Execut
             "topology as its public_key and run this again") from None
 
     plans = compile_topology(new_topology)
-    t_cut = time.monotonic()
+    plan = plans[machine]
+    outages: list[float] = []
+    # One plane at a time: with several hubs, the node keeps its other planes meanwhile.
     for hub in hubs:
+        tunnels = [t for t in plan.tunnels if t.hub == hub]
+        t_cut = time.monotonic()
         progress(f"applying {hub} (it drops {machine}'s old key)")
         r = apply_machine(executors[hub], render_machine(plans[hub], secrets=secrets or None),
                           enable_at_boot=False)
@@ -135,27 +141,35 @@ def rotate_key(topology_path: Path, machine: str, executors: Mapping[str, Execut
                 f"{r.summary()}. The topology and {machine}'s key file hold the new key; "
                 f"{machine} still runs the old one. Finish with `wgbgp apply` on {hub}, then "
                 f"`wg set <interface> private-key {key.key_file}` on {machine}")
+        progress(f"switching {machine}'s {', '.join(t.interface for t in tunnels)} "
+                 "to its new key")
+        if not _switch(node, machine, tunnels, plans[hub], key.key_file, handshake_timeout,
+                       result):
+            continue
+        outages.append(time.monotonic() - t_cut)
+    if outages and len(outages) == len(hubs):
+        result.outage = max(outages)
+    return result
 
-    progress(f"switching {machine} to its new key")
+
+def _switch(node: Executor, machine: str, tunnels: list, hub_plan, key_file: str,
+            timeout: float, result: RotateResult) -> bool:
+    """Put the new key on `tunnels` and wait for their handshakes; False on timeout."""
     now = node.run(["date", "+%s"], check=False).stdout.strip()
     since = int(now) if now.isdigit() else 0
-    plan = plans[machine]
-    hub_keys = {t.interface: next(p.public_key for p in t.peers) for t in plan.tunnels}
+    hub_keys = {t.interface: next(p.public_key for p in t.peers) for t in tunnels}
     before = {i: _latest_handshake(node, i, k) for i, k in hub_keys.items()}
-    for tunnel in plan.tunnels:
-        res = node.run(["wg", "set", tunnel.interface, "private-key", key.key_file], check=False)
+    for tunnel in tunnels:
+        res = node.run(["wg", "set", tunnel.interface, "private-key", key_file], check=False)
         if not res.ok:
-            raise RotateError(f"`wg set {tunnel.interface} private-key {key.key_file}` on "
+            raise RotateError(f"`wg set {tunnel.interface} private-key {key_file}` on "
                               f"{machine} failed: {mask_output(res.stderr.strip())}; the hub "
                               "already expects the new key: run that command there")
-        hub_tunnel = next(t for t in plans[tunnel.hub].tunnels
-                          if t.interface == tunnel.interface)
+        hub_tunnel = next(t for t in hub_plan.tunnels if t.interface == tunnel.interface)
         hub_addr = hub_tunnel.addresses[0].ip  # IPv4 first; an IPv6-only overlay has one
         # One packet starts the handshake now rather than at the next keepalive.
         node.run(["ping", "-c", "1", "-W", "1", str(hub_addr)], check=False, timeout=5)
-
-    progress("waiting for the handshake with the new key")
-    deadline = time.monotonic() + handshake_timeout
+    deadline = time.monotonic() + timeout
     pending = dict(hub_keys)
     while pending and time.monotonic() < deadline:
         for iface, hub_key in list(pending.items()):
@@ -165,8 +179,6 @@ def rotate_key(topology_path: Path, machine: str, executors: Mapping[str, Execut
         if pending:
             time.sleep(0.2)
     if pending:
-        result.notes.append(f"no handshake with the new key within {handshake_timeout:.0f} s on "
+        result.notes.append(f"no handshake with the new key within {timeout:.0f} s on "
                             f"{', '.join(pending)}: check with `wgbgp doctor`")
-    else:
-        result.outage = time.monotonic() - t_cut
-    return result
+    return not pending

@@ -76,7 +76,9 @@ def rotate(
     for r in result.hubs.values():
         out.print(f"  {r.summary()}", markup=False)
     if result.outage is not None:
-        out.print(f"  {node}'s tunnel was down {result.outage:.1f} s; other machines: no change",
-                  markup=False)
+        down = (f"{node}'s tunnel was down {result.outage:.1f} s" if len(result.hubs) == 1
+                else f"each of {node}'s tunnels was down at most {result.outage:.1f} s, one "
+                "plane at a time")
+        out.print(f"  {down}; other machines: no change", markup=False)
     for note in result.notes:
         out.print(f"  note: {note}", markup=False)
