@@ -78,7 +78,7 @@ def check_secret(ref: SecretRef, value: str) -> str:
             raise SecretError(ref, f"not a WireGuard preshared key ({exc}); make one with "
                               "`wg genpsk`") from None
         return value.strip()
-    if not _PASSWORD.match(value):
+    if not _PASSWORD.fullmatch(value):  # not .match: `$` also matches before a final \n
         raise SecretError(ref, "a BGP password is 1 to 80 characters: letters, digits and "
                           "_.,:;@%+=/^~*()[]{}<>?&$- (no spaces, '!' or '#')")
     return value
