@@ -104,17 +104,44 @@ def test_two_hubs_mesh_prefers_the_first_plane_and_runs_bfd():
     assert "neighbor 10.0.0.4 prefix-list FROM-n2 in" in got
     assert "neighbor 10.1.0.4 prefix-list FROM-n2 in" in got
     assert len([line for line in got if line.startswith("ip prefix-list FROM-n2 ")]) == 1
-    # BFD: one profile, used by the whole peer-group (multihop BFD: the sessions are).
-    bfd = re.search(r"^bfd\n profile wgbgp\n(.*?)^exit", text, re.M | re.S).group(1)
-    assert lines(bfd) == ["transmit-interval 300", "receive-interval 300",
-                          "detect-multiplier 3", "exit"]
-    assert "neighbor MESH bfd profile wgbgp" in got
+    # BFD: one profile, used by the whole peer-group (multihop BFD: the sessions are). Its
+    # timers are FRR's defaults, which FRR never shows: left out, so a reload has nothing
+    # to set again.
+    bfd = re.search(r"^bfd\n(.*?)^exit", text, re.M | re.S).group(1)
+    assert lines(bfd) == ["profile wgbgp", "exit"]
+    # `bfd` itself, as FRR shows it: a reload that found it missing would remove BFD, and
+    # with it reset every session.
+    assert "neighbor MESH bfd" in got and "neighbor MESH bfd profile wgbgp" in got
     assert "neighbor MESH ebgp-multihop 2" in got
+    assert "wgbgp-bird" not in text  # no BIRD neighbour
+
+
+@pytest.mark.parametrize("mode", ["mesh", "hub"])
+def test_bfd_with_bird_neighbours_through_a_hub_accepts_their_ttl(mode):
+    """BIRD sends multihop BFD with TTL 64; FRR wants 254 unless told otherwise. Only the
+    sessions with BIRD nodes through a hub get the lower minimum; single-hop BFD (hub
+    mode, where BIRD sends 255) and FRR-to-FRR sessions keep FRR's default."""
+    plans = compile_topology(load(dual_stack(mode)))
+    text = frr_text(dual_stack(mode), "n1")
+    got = lines(text)
+    if mode == "hub":
+        assert "wgbgp-bird" not in text
+        assert "wgbgp-bird" not in render_frr(plans["vps"]).text
+        return
+    profile = re.search(r"^ profile wgbgp-bird\n(.*?)^ exit", text, re.M | re.S).group(1)
+    assert lines(profile) == ["minimum-ttl 63"]
+    bird_peers = {str(s.peer_address) for s in plans["n1"].bgp.sessions if s.peer == "n2"}
+    assert len(bird_peers) == 4  # two planes, two families
+    for s in plans["n1"].bgp.sessions:
+        mine = f"neighbor {s.peer_address} bfd profile wgbgp-bird"
+        assert (mine in got) == (s.peer == "n2"), s.peer_address
+        assert (f"neighbor {s.peer_address} bfd" in got) == (s.peer == "n2")
 
 
 def test_bfd_timers_from_the_topology():
     text = frr_text(topo(2, bfd={"enabled": True, "interval": 150, "multiplier": 4}), "n1")
-    assert "transmit-interval 150" in text and "detect-multiplier 4" in text
+    assert "transmit-interval 150" in text and "receive-interval 150" in text
+    assert "detect-multiplier 4" in text
     assert "local-preference" not in text  # one hub: nothing to prefer
 
 

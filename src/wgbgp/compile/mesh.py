@@ -218,7 +218,7 @@ def _session(topology: Topology, name: str, peer: str, addresses: dict, iface: s
         accept_le=_accept_le(other, accept),
         max_prefixes=import_limit(other, version),
         password=secret_ref(topology.network.bgp_password, name, peer, "BGP password of session"),
-        local_address=addresses[name], **plane,
+        local_address=addresses[name], peer_daemon=other.daemon, **plane,
     )
 
 

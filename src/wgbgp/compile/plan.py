@@ -98,6 +98,9 @@ class BgpSession:
     bfd: bool = False
     # The hub side of a hub-mode session: pass routes on with next hop and AS path kept.
     route_server_client: bool = False
+    # The neighbour's BGP daemon (mesh sessions): FRR and BIRD differ on the wire in one
+    # way that matters, the TTL of multihop BFD packets (see frr.conf's BFD profiles).
+    peer_daemon: Literal["frr", "bird"] = "frr"
 
     def import_filter(self) -> tuple[tuple[Prefix, int | None], ...]:
         """(prefix, longest accepted length or None) for each prefix we accept."""

@@ -26,6 +26,9 @@ FRR_CONF = "/etc/frr/frr.conf"
 BIRD_CONF = "/etc/bird/bird.conf"
 SYSCTL_CONF = "/etc/sysctl.d/90-wgbgp.conf"
 NFTABLES_CONF = "/etc/wgbgp/nftables.nft"
+# The TTL (IPv6: hop limit) BIRD sends multihop BFD packets with: the system default, 64
+# on Linux (FRR sends 255).
+BIRD_BFD_TTL = 64
 # Minutes before a session closed for sending too many prefixes is tried again.
 MAX_PREFIX_RESTART = 5
 # What a TCP-MD5 password may hold: printable, no spaces or comment marks (it becomes one
@@ -146,8 +149,10 @@ def render_frr(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | Non
     frr."""
     if plan.bgp is None or plan.bgp.daemon != "frr":
         return None
+    bird_bfd_peers = (tuple(s for s in plan.bgp.sessions if s.bfd and s.multihop
+                            and s.peer_daemon == "bird") if plan.bgp.bfd else ())
     text = _env().get_template("frr.conf.j2").render(
-        plan=plan, bgp=plan.bgp,
+        plan=plan, bgp=plan.bgp, bird_bfd_peers=bird_bfd_peers, bird_ttl=BIRD_BFD_TTL,
         secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART,
         families=_frr_families(plan))
     return RenderedFile(FRR_CONF, text, 0o640, "frr",
