@@ -132,7 +132,23 @@ def test_check_json_ok(topo):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data == {"ok": True, "issues": [], "summary": {
-        "hubs": 1, "nodes": 2, "tunnels": 2, "bgp_sessions": 1, "prefixes": 2}}
+        "hubs": 1, "nodes": 2, "tunnels": 2, "bgp_peerings": 1, "bgp_sessions": 1,
+        "bgp_sessions_ipv4": 1, "bgp_sessions_ipv6": 0, "prefixes": 2}}
+
+
+def test_check_counts_peerings_and_sessions_per_family(topo):
+    """Dual stack: each peering has an IPv4 and an IPv6 session; two hubs: one per plane."""
+    result = run("check", topo(doc(3, overlay6="auto")))
+    assert "3 BGP peerings (6 sessions: 3 IPv4, 3 IPv6)" in result.stdout, result.stdout
+    d = doc(3)
+    d["hubs"]["h2"] = {"endpoint": "203.0.113.20:51820", "overlay": "10.1.0.0/24",
+                       "public_key": pub("h2")}
+    d["nodes"]["n1"]["announce"].append("2001:db8:1::/48")  # IPv6 overlay implied
+    result = run("check", "--json", topo(d))
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["bgp_peerings"], summary["bgp_sessions_ipv4"],
+            summary["bgp_sessions_ipv6"]) == (3, 6, 6), summary
+    assert run("check", topo(doc(2))).stdout.count("1 BGP session,") == 1
 
 
 def test_check_json_warnings(topo):

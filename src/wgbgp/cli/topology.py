@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..apply.secrets import read_secrets
-from ..compile import Plan, compile_topology, session_count
+from ..compile import Plan, compile_topology, peering_count, session_counts
 from ..model import Issue, Topology
 from ..model.examples import starter_text
 from ..model.keys import InvalidKey, decode_key, public_key
@@ -36,17 +36,24 @@ class Summary:
     hubs: int
     nodes: int
     tunnels: int
-    bgp_sessions: int
+    bgp_peerings: int  # pairs of machines speaking BGP
+    bgp_sessions: int  # sessions: one per peering, hub's plane and address family
+    bgp_sessions_ipv4: int
+    bgp_sessions_ipv6: int
     prefixes: int
 
 
 def summarize(topology: Topology) -> Summary:
     """Counts a user can sanity-check at a glance."""
+    counts = session_counts(topology)
     return Summary(
         hubs=len(topology.hubs),
         nodes=len(topology.nodes),
         tunnels=len(topology.hubs) * len(topology.nodes),
-        bgp_sessions=session_count(topology),
+        bgp_peerings=peering_count(topology),
+        bgp_sessions=sum(counts.values()),
+        bgp_sessions_ipv4=counts["ipv4"],
+        bgp_sessions_ipv6=counts["ipv6"],
         prefixes=sum(len(n.announce) for n in topology.nodes.values()),
     )
 
@@ -65,11 +72,22 @@ def check(
         print_issues(warnings)
         hubs = f"{s.hubs} hub" + ("s" if s.hubs != 1 else "")
         out.print(f"{topology}: network {topo.network.name!r} ({topo.network.mode}) is valid: "
-                  f"{hubs}, {s.nodes} nodes, {s.tunnels} tunnels, "
-                  f"{s.bgp_sessions} BGP sessions, {s.prefixes} prefixes"
+                  f"{hubs}, {s.nodes} nodes, {s.tunnels} tunnels, {_sessions(s)}, "
+                  f"{s.prefixes} prefixes"
                   + (f", {len(warnings)} warnings" if warnings else ""))
     if strict and warnings:
         raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def _sessions(s: Summary) -> str:
+    """"3 BGP peerings (6 sessions: 3 IPv4, 3 IPv6)"; "3 BGP sessions" when each peering
+    has exactly one."""
+    if s.bgp_sessions == s.bgp_peerings:
+        return f"{s.bgp_sessions} BGP session" + ("" if s.bgp_sessions == 1 else "s")
+    by_family = [f"{n} {afi}" for n, afi in ((s.bgp_sessions_ipv4, "IPv4"),
+                                              (s.bgp_sessions_ipv6, "IPv6")) if n]
+    return (f"{s.bgp_peerings} BGP peerings ({s.bgp_sessions} sessions"
+            + (f": {', '.join(by_family)}" if len(by_family) > 1 else "") + ")")
 
 
 def missing_keys(plans: dict[str, Plan], wanted: list[str]) -> list[Issue]:

@@ -72,12 +72,26 @@ def peerings(topology: Topology) -> list[tuple[str, str]]:
     return list(combinations(topology.nodes, 2))
 
 
-def session_count(topology: Topology) -> int:
-    """BGP sessions in the whole network (each counted once, not at both ends)."""
+def peering_count(topology: Topology) -> int:
+    """Pairs of machines that speak BGP with each other: pairs of clients in mesh mode,
+    (client, hub) pairs in hub mode. A peering has one session per plane and family."""
+    if topology.network.mode == "hub":
+        return len(topology.nodes) * len(topology.hubs)
+    return len(peerings(topology))
+
+
+def session_counts(topology: Topology) -> dict[str, int]:
+    """BGP sessions in the whole network by address family ("ipv4", "ipv6"), each counted
+    once (not at both ends): every peering has one per hub's plane and family it has."""
     per_plane = (len(topology.nodes) if topology.network.mode == "hub"
                  else len(peerings(topology)))
-    families = sum(1 for v in (4, 6) if any(hub_overlays(topology, v).values()))
-    return per_plane * len(topology.hubs) * families
+    return {afi: per_plane * sum(1 for sub in hub_overlays(topology, v).values() if sub)
+            for v, afi in ((4, "ipv4"), (6, "ipv6"))}
+
+
+def session_count(topology: Topology) -> int:
+    """BGP sessions in the whole network (each counted once, not at both ends)."""
+    return sum(session_counts(topology).values())
 
 
 def _accept_le(node: Node, accept: Iterable) -> tuple[int | None, ...]:
