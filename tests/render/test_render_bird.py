@@ -165,3 +165,46 @@ def test_frr_ipv6_only():
     assert "bgp router-id 0.0.0.2" in frr
     assert "neighbor MESH " not in frr and "ip prefix-list" not in frr
     assert "no neighbor MESH6 activate" in frr
+
+
+def test_ipv6_more_specifics_in_both_daemons_filters():
+    """more_specifics per family: n1 (FRR) and n3 (BIRD) accept n2's IPv6 /64s and IPv4
+    /26s; n2 exports as far. IPv6 lengths past /32 are what makes them useful."""
+    d = doc(3)
+    d["network"]["overlay6"] = "fd00:42::/64"
+    d["nodes"]["n2"]["announce"] = ["100.64.2.0/24", "2001:db8:2::/48"]
+    d["nodes"]["n2"]["more_specifics"] = {"ipv4": 26, "ipv6": 64}
+    d["nodes"]["n3"]["daemon"] = "bird"
+    plans = compile_topology(load(d))
+    frr = render_frr(plans["n1"]).text
+    assert "ip prefix-list FROM-n2 seq 5 permit 100.64.2.0/24 le 26\n" in frr
+    assert "ipv6 prefix-list FROM6-n2 seq 5 permit 2001:db8:2::/48 le 64\n" in frr
+    bird = render_bird(plans["n3"]).text
+    assert "if net ~ [ 100.64.2.0/24{24,26} ] then accept;" in bird
+    assert "if net ~ [ 2001:db8:2::/48{48,64} ] then accept;" in bird
+    own = render_frr(plans["n2"]).text
+    assert "ipv6 prefix-list OWN6 seq 5 permit 2001:db8:2::/48 le 64\n" in own
+    d["nodes"]["n2"]["daemon"] = "bird"
+    own = render_bird(compile_topology(load(d))["n2"]).text
+    assert "net ~ [ 2001:db8:2::/48{48,64} ] then accept;" in own
+
+
+@needs_bird
+def test_ipv6_more_specifics_accepted_by_bird_and_vtysh(tmp_path):
+    d = doc(3)
+    d["network"]["overlay6"] = "fd00:42::/64"
+    d["nodes"]["n2"]["announce"] = ["100.64.2.0/24", "2001:db8:2::/48"]
+    d["nodes"]["n2"]["more_specifics"] = {"ipv4": 32, "ipv6": 128}
+    d["nodes"]["n3"]["daemon"] = "bird"
+    plans = compile_topology(load(d))
+    conf = tmp_path / "bird.conf"
+    conf.write_text(render_bird(plans["n3"]).text)
+    assert "2001:db8:2::/48{48,128}" in conf.read_text()
+    res = bird_check(conf)
+    assert res.returncode == 0, res.stderr + res.stdout
+    if shutil.which("vtysh"):
+        frr = tmp_path / "frr.conf"
+        frr.write_text(render_frr(plans["n1"]).text)
+        res = subprocess.run(["vtysh", "--dryrun", "--inputfile", str(frr)],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "%" not in res.stdout, res.stdout + res.stderr

@@ -96,8 +96,7 @@ def session_count(topology: Topology) -> int:
 
 def _accept_le(node: Node, accept: Iterable) -> tuple[int | None, ...]:
     """Per prefix of `accept` (declared by `node`): the longest more-specific also taken."""
-    return tuple(node.more_specifics if node.more_specifics is not None
-                 and node.more_specifics > p.prefixlen else None for p in accept)
+    return tuple(node.longest(p) for p in accept)
 
 
 def compile_topology(topology: Topology) -> dict[str, Plan]:
@@ -212,7 +211,8 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                                  for peer in neighbours[name]]
         bgp = BgpSpeaker(node.asn, ids[name], tuple(node.announce), tuple(sessions),
                          reject=(*every_overlay, *node.announce),
-                         originate_le=node.more_specifics, daemon=node.daemon, bfd=bfd,
+                         originate_le=_accept_le(node, node.announce), daemon=node.daemon,
+                         bfd=bfd,
                          group="HUBS" if hub_mode else "MESH",
                          multihop=None if hub_mode else MESH_MULTIHOP)
         plans[name] = Plan(name, net.name, "client", tuple(tunnels), bgp,

@@ -137,8 +137,9 @@ class BgpSpeaker:
     # Never accepted from any neighbour, nor any more-specific of them: our tunnels'
     # overlay and our own prefixes (the default route is never accepted either).
     reject: tuple[Prefix, ...] = ()
-    # The longest more-specific of our own prefixes we may export (None: exactly them).
-    originate_le: int | None = None
+    # Per `originate` entry: the longest more-specific of it we may export (None: exactly
+    # it), from more_specifics for that prefix's family.
+    originate_le: tuple[int | None, ...] = ()
     daemon: Literal["frr", "bird"] = "frr"
     bfd: BfdTimers | None = None
     # A hub in hub mode: a route server for its clients (RFC 7947).
@@ -152,6 +153,12 @@ class BgpSpeaker:
 
     def originate_of(self, version: int) -> tuple[Prefix, ...]:
         return tuple(p for p in self.originate if p.version == version)
+
+    def export_filter(self, version: int) -> tuple[tuple[Prefix, int | None], ...]:
+        """(prefix, longest exported length or None) for each own prefix of a family."""
+        les = self.originate_le or (None,) * len(self.originate)
+        return tuple((p, le) for p, le in zip(self.originate, les, strict=True)
+                     if p.version == version)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     Strict,
+    Tag,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -296,6 +298,35 @@ class Hub(Section):
         return split_endpoint(self.endpoint)[0]
 
 
+class MoreSpecifics(Section):
+    """The longest more-specific peers accept, per address family (left out: exactly the
+    announced prefixes of that family)."""
+
+    ipv4: int | None = Field(None, ge=1, le=32, strict=True)
+    ipv6: int | None = Field(None, ge=1, le=128, strict=True)
+
+
+def _more_specifics(value: object) -> object:
+    """A length for every announced prefix (`more_specifics: 28`), or one per family
+    (`more_specifics: {ipv4: 28, ipv6: 64}`)."""
+    if isinstance(value, bool) or not isinstance(value, int | dict | MoreSpecifics):
+        raise invalid(f"{value!r} is not a prefix length",
+                      "write a length such as 28, or one per family: {ipv4: 28, ipv6: 64}")
+    if isinstance(value, int) and not 1 <= value <= 128:
+        raise invalid(f"/{value} is not a prefix length",
+                      "use 1 to 32 for IPv4 prefixes, 1 to 128 for IPv6 ones")
+    return value
+
+
+# A length (checked above), or a mapping of lengths per family: a tagged union, so that a
+# bad mapping is reported as such, not also as "not a whole number".
+MoreSpecificsSpec = Annotated[
+    Annotated[int, Tag("length")] | Annotated[MoreSpecifics, Tag("families")],
+    Discriminator(lambda v: "length" if isinstance(v, int) else "families"),
+    BeforeValidator(_more_specifics),
+]
+
+
 class Node(Section):
     asn: Asn
     address: IPv4Address | None = None
@@ -304,8 +335,9 @@ class Node(Section):
     announce: list[Announce] = Field(default_factory=list)
     ssh: str | None = None
     # Peers also accept more-specifics of this node's prefixes, up to this length (left
-    # out: exactly the announced prefixes).
-    more_specifics: int | None = Field(None, ge=1, le=32, strict=True)
+    # out: exactly the announced prefixes): one length for every prefix, or one per
+    # family. validate.py checks each against the prefixes of its family.
+    more_specifics: MoreSpecificsSpec | None = None
     # How many prefixes a peer accepts from this node before it closes the session
     # (left out: the number announced plus a margin).
     max_prefixes: int | None = Field(None, ge=1, le=1_000_000, strict=True)
@@ -313,6 +345,19 @@ class Node(Section):
     exit: bool = Field(False, strict=True)
     # The BGP daemon this node runs: FRRouting (default) or BIRD 2.
     daemon: Literal["frr", "bird"] = "frr"
+
+    def more_specifics_of(self, version: int) -> int | None:
+        """The more_specifics length that applies to this node's prefixes of one family."""
+        ms = self.more_specifics
+        if isinstance(ms, MoreSpecifics):
+            return ms.ipv4 if version == 4 else ms.ipv6
+        return ms
+
+    def longest(self, prefix: IPv4Network | IPv6Network) -> int | None:
+        """The longest more-specific of `prefix` (one this node announces) that peers
+        accept; None: exactly `prefix`."""
+        n = self.more_specifics_of(prefix.version)
+        return n if n is not None and n > prefix.prefixlen else None
 
 
 class LabCarrier(Section):

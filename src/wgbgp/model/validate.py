@@ -20,7 +20,7 @@ from .addressing import (
 from .derive import hub_preferences
 from .issues import Issue
 from .keys import InvalidKey, public_key
-from .schema import PAIR, Topology
+from .schema import PAIR, MoreSpecifics, Node, Topology
 
 MESH_SESSIONS_HINT = 30  # clients past which a full mesh gets heavy
 
@@ -431,21 +431,49 @@ def _policy(t: Topology) -> Iterator[Issue]:
     """The import-policy knobs must make sense for what the node declares."""
     for name, node in t.nodes.items():
         if node.more_specifics is not None:
-            loc = ("nodes", name, "more_specifics")
-            if not node.announce:
-                yield _warn(loc, f"{name} announces nothing, so more_specifics has no effect",
-                            "remove it, or list the prefixes under 'announce'")
-            for prefix in node.announce:
-                if prefix.prefixlen > node.more_specifics:
-                    yield _err(loc, f"more_specifics /{node.more_specifics} is shorter than "
-                               f"the announced {prefix}",
-                               f"use a length from /{prefix.prefixlen} to /32, or leave it out")
-                    break
+            yield from _more_specifics(name, node)
         if node.max_prefixes is not None and node.max_prefixes < len(node.announce):
             yield _err(("nodes", name, "max_prefixes"),
                        f"max_prefixes {node.max_prefixes} is below the {len(node.announce)} "
                        "prefixes this node announces: its sessions would close at once",
                        f"use at least {len(node.announce)}, or leave it out")
+
+
+def _more_specifics(name: str, node: Node) -> Iterator[Issue]:
+    """more_specifics against the prefixes of each family: a length per family, each from
+    the longest announced prefix of that family to /32 (IPv4) or /128 (IPv6)."""
+    loc = ("nodes", name, "more_specifics")
+    per_family = isinstance(node.more_specifics, MoreSpecifics)
+    if not node.announce:
+        yield _warn(loc, f"{name} announces nothing, so more_specifics has no effect",
+                    "remove it, or list the prefixes under 'announce'")
+        return
+    both = {p.version for p in node.announce} == {4, 6}
+    for version, bits in ((4, 32), (6, 128)):
+        length = node.more_specifics_of(version)
+        prefixes = [p for p in node.announce if p.version == version]
+        where = (*loc, f"ipv{version}") if per_family else loc
+        if length is None:
+            continue
+        if not prefixes:
+            if per_family:
+                yield _warn(where, f"{name} announces no IPv{version} prefix, so "
+                            f"more_specifics.ipv{version} has no effect",
+                            f"remove ipv{version}, or announce an IPv{version} prefix")
+            continue
+        longest = max(p.prefixlen for p in prefixes)
+        per_family_fix = (" (or one length per family: {ipv4: N, ipv6: M})"
+                          if both and not per_family else "")
+        if length > bits:
+            yield _err(where, f"more_specifics /{length} is longer than an IPv{version} "
+                       f"prefix can be (/{bits}), and {name} announces "
+                       f"{prefixes[0]}", f"use a length from /{longest} to /{bits}"
+                       + per_family_fix)
+        elif length < longest:
+            shorter = next(p for p in prefixes if p.prefixlen > length)
+            yield _err(where, f"more_specifics /{length} is shorter than the announced "
+                       f"{shorter}", f"use a length from /{longest} to /{bits}"
+                       + per_family_fix + ", or leave it out")
 
 
 def _exits(t: Topology) -> Iterator[Issue]:
