@@ -238,3 +238,36 @@ def test_cli_doctor_bad_inputs(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "ADDRESS:PORT" in res.stderr
     res = runner.invoke(app, ["status", "--node", "laptop"])
     assert res.exit_code == 2 and "--node needs a topology" in res.stderr
+
+
+def test_without_a_topology_a_bird_node_is_read_as_one() -> None:
+    """No plan says which daemon runs: FRR does not answer, BIRD does, so BIRD is asked.
+    Doctor without a topology then speaks of the sessions BIRD reports."""
+    from wgbgp.observe.gather import Observation
+    from wgbgp.observe.livecheck import diagnose_live
+    fixtures = Path(__file__).parent / "fixtures" / "bird"
+    obs, _ = scenario("bird_down")
+    answers = {
+        ("vtysh", "-c", "show bgp summary json"): CommandResult(
+            ("vtysh",), 127, "", "sh: 1: vtysh: not found"),
+        ("birdc", "show", "status"): CommandResult(
+            ("birdc",), 0, (fixtures / "status.txt").read_text(), ""),
+        ("birdc", "show", "protocols", "all"): CommandResult(
+            ("birdc",), 0, (fixtures / "protocols_all_active.txt").read_text(), ""),
+    }
+    ex = ReplayExecutor(obs.snapshots["laptop"], overrides=answers)
+    snap = snapshot(ex)
+    assert "bgp_summary" not in snap.outputs and "bird_status" in snap.outputs
+    status = status_from_snapshot(snap)
+    assert status.bgp_daemon == "bird" and status.bgp is not None
+    report = diagnose_live(Observation({"laptop": snap}))
+    down = [c for c in report.checks if c.code == "BGP_SESSION_DOWN" and c.verdict == "fail"]
+    assert down and all("birdc" in c.fix and "ebgp-multihop" not in c.fix for c in down)
+
+
+def test_without_a_topology_a_machine_without_bird_asks_birdc_once() -> None:
+    obs, _ = scenario("frr_down")
+    ex = ReplayExecutor(obs.snapshots["laptop"])
+    snap = snapshot(ex)
+    assert "bgp_summary" in snap.outputs and "bird_status" not in snap.outputs
+    assert sum(c[0] == "birdc" for c in ex.calls) == 1

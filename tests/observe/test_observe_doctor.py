@@ -34,6 +34,7 @@ FAULTS = {
     "policy_missing": ("POLICY_MISSING", "laptop"),
     "mtu_blackhole": ("MTU_BLACKHOLE", "laptop"),
     "frr_down": ("BGP_DAEMON_DOWN", "laptop"),
+    "bird_down": ("BGP_DAEMON_DOWN", "builder"),  # BIRD stopped on a BIRD node
     "neighbor_address": ("BGP_NEIGHBOR_MISSING", "laptop"),
 }
 
@@ -70,6 +71,46 @@ def test_fault_is_named_first_and_alone(name: str) -> None:
     # Every symptom points at a finding that exists.
     refs = {c.ref for c in report.checks}
     assert all(c.because in refs for c in report.checks if c.verdict == "skip")
+
+
+def test_a_bird_node_gets_birds_words_and_commands() -> None:
+    """Captured with BIRD stopped on `builder` (`birdc down`): the finding and its fix speak
+    of BIRD, birdc and bird.conf; FRR's bgpd, vtysh and /etc/frr/daemons are not its."""
+    obs, plans = scenario("bird_down")
+    first = diagnose(obs, plans).findings[0]
+    assert (first.code, first.machine, first.subject) == ("BGP_DAEMON_DOWN", "builder", "bird")
+    assert first.message == "BIRD is not running on builder"
+    assert first.evidence[0].startswith("birdc: Unable to connect to server control socket")
+    assert "bird -c /etc/bird/bird.conf" in first.fix and "wgbgp apply" in first.fix
+    said = " ".join((first.message, *first.evidence, first.fix))
+    assert not any(w in said for w in ("vtysh", "bgpd", "/etc/frr", "FRR"))
+    # An FRR node's stays FRR's.
+    obs, plans = scenario("frr_down")
+    frr = diagnose(obs, plans).findings[0]
+    assert frr.subject == "bgpd" and "/etc/frr/daemons" in frr.fix
+
+
+def test_sessions_with_a_dead_bird_node_are_skipped_because_of_it() -> None:
+    obs, plans = scenario("bird_down")
+    report = diagnose(obs, plans)
+    # laptop (FRR) has a session with builder (BIRD): skipped, because of BIRD being down.
+    skipped = next(c for c in report.checks if c.machine == "laptop"
+                   and c.code == "BGP_SESSION_DOWN")
+    assert skipped.verdict == "skip" and skipped.because == "BGP_DAEMON_DOWN@builder"
+
+
+def test_daemon_words() -> None:
+    from wgbgp.observe.doctor import _Daemon
+    bird, frr = _Daemon("bird"), _Daemon("frr")
+    assert bird.show_session("best-friend", "10.0.0.3").startswith(
+        '`birdc show protocols all "best_friend_*"`')
+    assert frr.show_session("best-friend", "10.0.0.3").startswith(
+        "`vtysh -c 'show bgp neighbors 10.0.0.3'`")
+    assert bird.neighbor_line("10.0.0.3", 65020) == (
+        "`neighbor 10.0.0.3 as 65020;` in its BGP protocol")
+    assert frr.neighbor_line("10.0.0.3", 65020) == "`neighbor 10.0.0.3 remote-as 65020`"
+    assert (bird.process, bird.conf, frr.process, frr.conf) == (
+        "bird", "bird.conf", "bgpd", "frr.conf")
 
 
 # What doctor says run on one machine only (no view of the others): the best it can.

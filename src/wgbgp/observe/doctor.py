@@ -64,14 +64,16 @@ _CODES = [
     Code("CLIENT_UNREACHABLE", 1, "the hub cannot reach a client's tunnel address"),
     Code("HUB_NOT_FORWARDING", 2, "the hub does not forward between tunnel peers"),
     Code("PEER_UNREACHABLE", 2, "a peer's tunnel address does not answer through the hub"),
-    Code("BGP_DAEMON_DOWN", 3, "the BGP daemon (FRR bgpd) is not running"),
-    Code("BGP_NOT_CONFIGURED", 3, "FRR runs without the BGP instance the topology needs"),
+    Code("BGP_DAEMON_DOWN", 3, "the BGP daemon (FRR's bgpd, or BIRD) is not running"),
+    Code("BGP_NOT_CONFIGURED", 3, "the BGP daemon runs without the BGP configuration the "
+         "topology needs"),
     Code("BGP_NEIGHBOR_MISSING", 3, "the neighbour address the topology needs is not configured"),
     Code("ASN_MISMATCH", 3, "an AS number differs between the two ends and the topology"),
-    Code("BGP_TTL", 3, "eBGP TTL 1 (no ebgp-multihop) while the path crosses the hub"),
+    Code("BGP_TTL", 3, "eBGP TTL 1 (no multihop) while the path crosses the hub"),
     Code("BGP_TCP_BLOCKED", 3, "TCP port 179 to the neighbour does not answer"),
     Code("BGP_SESSION_DOWN", 3, "the session is not Established (no more specific cause seen)"),
-    Code("POLICY_MISSING", 4, "no import/export policy: FRR (RFC 8212) exchanges no routes"),
+    Code("POLICY_MISSING", 4, "no import/export policy: the daemon (RFC 8212) exchanges no "
+         "routes"),
     Code("PREFIX_NOT_ORIGINATED", 4, "a machine does not originate a prefix it announces"),
     Code("PREFIX_NOT_RECEIVED", 4, "an expected prefix was not received from its neighbour"),
     Code("PREFIX_NOT_INSTALLED", 4, "a received prefix is not installed in the kernel"),
@@ -161,6 +163,68 @@ def _nets(nets: Iterable[IPv4Network]) -> str:
     return ", ".join(str(n) for n in nets)
 
 
+@dataclass(frozen=True)
+class _Daemon:
+    """How one machine's BGP daemon is named, configured and asked, for messages and fixes:
+    a BIRD node gets BIRD's words and commands, an FRR node FRR's."""
+
+    kind: str  # "frr" | "bird"
+
+    @property
+    def bird(self) -> bool:
+        return self.kind == "bird"
+
+    @property
+    def name(self) -> str:
+        return "BIRD" if self.bird else "FRR"
+
+    @property
+    def process(self) -> str:
+        """The process that speaks BGP (the subject of BGP_DAEMON_DOWN)."""
+        return "bird" if self.bird else "bgpd"
+
+    @property
+    def conf(self) -> str:
+        return "bird.conf" if self.bird else "frr.conf"
+
+    def cli(self) -> str:
+        return "birdc" if self.bird else "vtysh"
+
+    def show_session(self, peer: str, address: object) -> str:
+        """The command that shows one session in detail, and where the daemon logs."""
+        if self.bird:
+            return (f'`birdc show protocols all "{_bird_proto(peer)}*"` and BIRD\'s log '
+                    f"(syslog)")
+        return f"`vtysh -c 'show bgp neighbors {address}'` and FRR's log"
+
+    def start_fix(self, m: str) -> str:
+        if self.bird:
+            return (f"on {m}: `wgbgp apply` starts BIRD again (`bird -c /etc/bird/bird.conf`, "
+                    f"or `systemctl start bird`); `bird -p -c /etc/bird/bird.conf` checks "
+                    f"its config, and the system log says why it stopped")
+        return (f"on {m}: enable bgpd=yes in /etc/frr/daemons and (re)start FRR "
+                f"(`systemctl restart frr` or /usr/lib/frr/frrinit.sh restart); "
+                f"its log says why it stopped")
+
+    def neighbor_line(self, address: object, asn: int) -> str:
+        return (f"`neighbor {address} as {asn};` in its BGP protocol" if self.bird
+                else f"`neighbor {address} remote-as {asn}`")
+
+
+def _bird_proto(peer: str) -> str:
+    """The start of the BIRD protocol names wgbgp renders for sessions with `peer`."""
+    return peer.replace("-", "_") + "_"
+
+
+def _afi(prefix: object) -> str:
+    return "ipv6" if getattr(prefix, "version", 4) == 6 else "ipv4"
+
+
+def _ip(prefix: object) -> str:
+    """FRR's keyword for a prefix's family in `show ... route`."""
+    return "ipv6" if getattr(prefix, "version", 4) == 6 else "ip"
+
+
 class _Doctor:
     def __init__(self, obs: Observation, plans: Mapping[str, Plan]) -> None:
         self.obs = obs
@@ -205,6 +269,11 @@ class _Doctor:
                         cause)
 
     # -- lookups -----------------------------------------------------------------------
+    def daemon(self, machine: str) -> _Daemon:
+        """The BGP daemon the topology gives `machine` (FRR unless it says BIRD)."""
+        plan = self.plans.get(machine)
+        return _Daemon(plan.bgp.daemon if plan is not None and plan.bgp is not None else "frr")
+
     def observed(self, machine: str) -> bool:
         return machine in self.st and machine not in self.machine_fault
 
@@ -383,35 +452,43 @@ class _Doctor:
         status = self.st[m]
         plan = self.plans[m]
         assert plan.bgp is not None
+        d = self.daemon(m)
         err = status.errors.get("bgp", "")
         if status.bgp is None:
             if "command not found" in err:
-                msg, fix = (f"FRR is not installed on {m}",
-                            f"on {m}: `apt install frr`, enable bgpd in /etc/frr/daemons, "
-                            f"then start FRR")
+                msg, fix = ((f"BIRD is not installed on {m}",
+                             f"on {m}: `apt install bird2`, then `wgbgp apply` (it starts "
+                             f"BIRD with the rendered /etc/bird/bird.conf)") if d.bird else
+                            (f"FRR is not installed on {m}",
+                             f"on {m}: `apt install frr`, enable bgpd in /etc/frr/daemons, "
+                             f"then start FRR"))
             else:
-                msg, fix = (f"bgpd is not running on {m}",
-                            f"on {m}: enable bgpd=yes in /etc/frr/daemons and (re)start FRR "
-                            f"(`systemctl restart frr` or /usr/lib/frr/frrinit.sh restart); "
-                            f"its log says why it stopped")
+                msg, fix = (f"{'BIRD' if d.bird else 'bgpd'} is not running on {m}",
+                            d.start_fix(m))
             self.machine_fault[m + "/bgp"] = self.add(
-                "BGP_DAEMON_DOWN", m, "bgpd", "fail", msg, [f"vtysh: {err}"], fix)
+                "BGP_DAEMON_DOWN", m, d.process, "fail", msg, [f"{d.cli()}: {err}"], fix)
             return
         if status.bgp.asn is None:
             self.machine_fault[m + "/bgp"] = self.add(
-                "BGP_NOT_CONFIGURED", m, "bgpd", "fail",
-                f"FRR runs on {m} but has no `router bgp {plan.bgp.asn}`", [err],
-                f"install the rendered /etc/frr/frr.conf on {m} (`wgbgp apply`) and "
-                f"reload FRR")
+                "BGP_NOT_CONFIGURED", m, d.process, "fail",
+                (f"BIRD runs on {m} but has no BGP protocol (AS {plan.bgp.asn})" if d.bird
+                 else f"FRR runs on {m} but has no `router bgp {plan.bgp.asn}`"),
+                [err or f"{d.cli()}: no BGP {'protocol' if d.bird else 'instance'}"],
+                (f"install the rendered /etc/bird/bird.conf on {m} (`wgbgp apply`) and "
+                 f"`birdc configure`" if d.bird else
+                 f"install the rendered /etc/frr/frr.conf on {m} (`wgbgp apply`) and "
+                 f"reload FRR"))
             return
-        self.ok("BGP_DAEMON_DOWN", m, "bgpd", f"bgpd runs on {m} (AS {status.bgp.asn})")
+        self.ok("BGP_DAEMON_DOWN", m, d.process,
+                f"{d.process} runs on {m} (AS {status.bgp.asn})")
         if status.bgp.asn != plan.bgp.asn:
             self.machine_fault[m + "/bgp"] = self.add(
                 "ASN_MISMATCH", m, "local AS", "fail",
                 f"{m} runs BGP as AS {status.bgp.asn}, the topology says AS {plan.bgp.asn}",
-                [f"router bgp {status.bgp.asn}"],
-                f"on {m}: re-apply the rendered frr.conf (`router bgp {plan.bgp.asn}`), or "
-                f"change {m}'s asn in the topology and re-apply every neighbour")
+                [f"local AS {status.bgp.asn}" if d.bird else f"router bgp {status.bgp.asn}"],
+                f"on {m}: re-apply the rendered {d.conf} ("
+                + (f"`local ... as {plan.bgp.asn};`" if d.bird else f"`router bgp {plan.bgp.asn}`")
+                + f"), or change {m}'s asn in the topology and re-apply every neighbour")
 
     # layer 1: hub's view of its clients
     def hub_peers(self, hub: str) -> None:
@@ -823,20 +900,24 @@ class _Doctor:
                     "ASN_MISMATCH", x, f"session with {y}", "fail",
                     f"{x} expects {y} ({s.peer_address}) to be AS {n.remote_as}, the "
                     f"topology says AS {s.peer_asn}",
-                    [f"{x}: neighbor {s.peer_address} remote-as {n.remote_as}",
+                    [f"{x}: neighbor {s.peer_address} "
+                     f"{'as' if self.daemon(x).bird else 'remote-as'} {n.remote_as}",
                      *([f"{x}: last notification: {n.last_notification}"]
                        if n.last_notification else [])],
-                    f"on {x}: `neighbor {s.peer_address} remote-as {s.peer_asn}` (re-apply "
-                    f"the rendered frr.conf)"))
+                    f"on {x}: {self.daemon(x).neighbor_line(s.peer_address, s.peer_asn)} "
+                    f"(re-apply the rendered {self.daemon(x).conf})"))
             elif n.multihop is not None and s.multihop and n.multihop < s.multihop:
                 verdict: Verdict = "warn" if n.established else "fail"
                 check = self.add(
                     "BGP_TTL", x, f"session with {y}", verdict,
                     f"{x} sends BGP to {y} with TTL {n.multihop}, but the path crosses hub "
                     f"{self.hub_for(s)}, which needs TTL {s.multihop}: the hub drops the "
-                    f"packets", [f"{x}: neighbor {s.peer_address} ebgp-multihop "
+                    f"packets", [f"{x}: neighbor {s.peer_address} "
+                                 f"{'multihop' if self.daemon(x).bird else 'ebgp-multihop'} "
                                  f"{'not set' if n.multihop == 1 else n.multihop}",
                                  f"{x}: state {n.state}"],
+                    f"on {x}: `multihop {s.multihop};` in its BGP protocol for {y} (the "
+                    f"rendered bird.conf sets it in template mesh)" if self.daemon(x).bird else
                     f"on {x}: `neighbor {s.peer_address} ebgp-multihop {s.multihop}` "
                     f"(the rendered frr.conf sets it on peer-group MESH)")
                 if verdict == "fail":
@@ -869,8 +950,9 @@ class _Doctor:
         return self.add(
             "BGP_NEIGHBOR_MISSING", x, f"session with {s.peer}", "fail", msg,
             [f"{x}: configured neighbours: {', '.join(configured) or 'none'}"],
-            f"on {x}: `neighbor {s.peer_address} remote-as {s.peer_asn}` (the rendered "
-            f"frr.conf has it); {s.peer}'s tunnel address is {s.peer_address}")
+            f"on {x}: {self.daemon(x).neighbor_line(s.peer_address, s.peer_asn)} (the "
+            f"rendered {self.daemon(x).conf} has it); {s.peer}'s tunnel address is "
+            f"{s.peer_address}")
 
     def session_down(self, x: str, y: str, s: BgpSession, n: BgpNeighbor | None) -> Check:
         subject = f"session with {y}"
@@ -888,21 +970,26 @@ class _Doctor:
                 f"{x} and {y} disagree about AS numbers: the OPEN was rejected with Bad "
                 f"Peer AS", ev,
                 f"{x} is AS {self.plans[x].bgp.asn if self.plans[x].bgp else '?'} and "
-                f"expects {y} as AS {s.peer_asn}; on {y}, check `router bgp` and "
-                f"`neighbor ... remote-as` match the topology (re-apply its frr.conf)")
+                f"expects {y} as AS {s.peer_asn}; on {y}, check "
+                + ("`local ... as` and `neighbor ... as`" if self.daemon(y).bird
+                   else "`router bgp` and `neighbor ... remote-as`")
+                + f" match the topology (re-apply its {self.daemon(y).conf})")
         if n is not None and n.admin_down:
             return self.add("BGP_SESSION_DOWN", x, subject, "fail",
                             f"{x}'s session with {y} is administratively shut down", ev,
+                            f'on {x}: `birdc enable "{_bird_proto(y)}*"`'
+                            if self.daemon(x).bird else
                             f"on {x}: `no neighbor {s.peer_address} shutdown`")
         tcp = self.probe(x, "bgp", y)
         if tcp is not None:
             ev.append(tcp.evidence())
             if tcp.refused:
+                dy = self.daemon(y)
                 return self.add(
-                    "BGP_DAEMON_DOWN", y, "bgpd", "fail",
-                    f"nothing listens on TCP 179 at {y} ({s.peer_address}): bgpd is not "
-                    f"running there (seen from {x})", ev,
-                    f"on {y}: enable bgpd in /etc/frr/daemons and (re)start FRR")
+                    "BGP_DAEMON_DOWN", y, dy.process, "fail",
+                    f"nothing listens on TCP 179 at {y} ({s.peer_address}): "
+                    f"{'BIRD' if dy.bird else 'bgpd'} is not running there (seen from {x})",
+                    ev, dy.start_fix(y))
             if not tcp.ok:
                 return self.add(
                     "BGP_TCP_BLOCKED", x, subject, "fail",
@@ -918,11 +1005,15 @@ class _Doctor:
                                                  f"{n.state if n else 'missing'}")
         if suspect:
             return suspect
+        dx, dy = self.daemon(x), self.daemon(y)
+        hops = (f"multihop {s.multihop} and the neighbour's AS on both ends" if s.multihop
+                else "the neighbour's AS on both ends")
         return self.add(
             "BGP_SESSION_DOWN", x, subject, "fail",
             f"{x}'s session with {y} is {n.state if n else 'missing'}", ev,
-            f"on {x} and {y}: `vtysh -c 'show bgp neighbors {s.peer_address}'` and FRR's log "
-            f"say why; check ebgp-multihop {s.multihop} and remote-as on both ends")
+            f"on {x}: {dx.show_session(y, s.peer_address)}; on {y}: "
+            f"{dy.show_session(x, s.local_address or self.exp.tunnel_address(x))}: they say "
+            f"why; check {hops}")
 
     # layer 4: routes
     def originate_and_policy(self, c: str) -> None:
@@ -937,8 +1028,11 @@ class _Doctor:
                     "PREFIX_NOT_ORIGINATED", c, f"prefix {prefix}", "fail",
                     f"{c} does not originate {prefix} into BGP",
                     [f"{c}: {prefix} is not in its BGP table as a local route"],
-                    f"on {c}: `network {prefix}` under address-family ipv4 unicast and a "
-                    f"route for it (the rendered frr.conf adds a blackhole route)")
+                    f"on {c}: `route {prefix} blackhole;` in a static protocol, accepted by "
+                    f"the export filter (the rendered bird.conf has both)"
+                    if self.daemon(c).bird else
+                    f"on {c}: `network {prefix}` under address-family {_afi(prefix)} unicast "
+                    f"and a route for it (the rendered frr.conf adds a blackhole route)")
         for s in self.exp.sessions(c):
             pair = frozenset((c, s.peer))
             n = bgp.neighbor(str(s.peer_address))
@@ -977,19 +1071,23 @@ class _Doctor:
                         f"{c} has not received {prefix} from {s.peer}",
                         [f"{c}: {n.prefixes_received} prefixes received from "
                          f"{s.peer_address}"],
-                        f"on {s.peer}: it must originate {prefix} (`network {prefix}`) and "
-                        f"export it (`neighbor ... prefix-list OWN out`); on {c}, the import "
-                        f"prefix-list FROM-{s.peer} must permit it")
+                        self._not_received_fix(c, s, prefix))
                 elif route is None or not route.installed:
                     self.route_fault[(c, str(prefix))] = self.add(
                         "PREFIX_NOT_INSTALLED", c, subject, "fail",
                         f"{c} received {prefix} from {s.peer} but did not install it",
-                        [f"{c}: zebra route: "
+                        [f"{c}: "
+                         + ("kernel route (proto bird): " if self.daemon(c).bird
+                            else "zebra route: ")
                          + (f"selected={route.selected} installed={route.installed}"
                             if route else "absent")],
                         f"on {c}: another route for {prefix} may win (`ip route get "
-                        f"{prefix.network_address}`, `show ip route {prefix}`); remove it, "
-                        f"or check zebra runs")
+                        f"{prefix.network_address}`, `birdc show route {prefix} all`); remove "
+                        f"it, or check that BIRD's kernel protocol exports BGP routes"
+                        if self.daemon(c).bird else
+                        f"on {c}: another route for {prefix} may win (`ip route get "
+                        f"{prefix.network_address}`, `show {_ip(prefix)} route {prefix}`); "
+                        f"remove it, or check zebra runs")
                 else:
                     self.ok("PREFIX_NOT_RECEIVED", c, subject,
                             f"{c} learned {prefix} from {s.peer} and installed it",
@@ -1013,19 +1111,41 @@ class _Doctor:
         check = self.add(
             "POLICY_MISSING", c, subject, "fail" if blocked else "warn",
             f"{c} has no {words} policy for {s.peer}: "
-            + ("FRR (RFC 8212) then exchanges no routes in that direction" if blocked
-               else "routes pass unfiltered"),
+            + (f"{self.daemon(c).name} (RFC 8212) then exchanges no routes in that "
+               f"direction" if blocked else "routes pass unfiltered"),
             [f"{c}: {s.peer_address} Established, {n.prefixes_received} prefixes received, "
              f"{n.prefixes_sent} sent",
              f"{c}: inbound policy: {', '.join(n.filters_in) or 'none'}; outbound: "
              f"{', '.join(n.filters_out) or 'none'}"],
-            f"on {c}: under `address-family ipv4 unicast`: "
-            + "; ".join(f"`neighbor {s.peer_address} prefix-list "
-                        f"{'FROM-' + s.peer if d == 'in' else 'OWN'} {d}`"
-                        for d, _, _ in missing)
-            + " (the rendered frr.conf has both)")
+            self._policy_fix(c, s, [d for d, _, _ in missing]))
         for d, _, _ in missing:
             self.policy_fault[(c, s.peer, d)] = check
+
+    def _not_received_fix(self, c: str, s: BgpSession, prefix) -> str:
+        v6 = prefix.version == 6
+        if self.daemon(s.peer).bird:
+            there = (f"it must originate {prefix} (a static `route {prefix} blackhole;`) and "
+                     f"export it (filter export_own{prefix.version})")
+        else:
+            there = (f"it must originate {prefix} (`network {prefix}`) and export it "
+                     f"(`neighbor ... prefix-list {'OWN6' if v6 else 'OWN'} out`)")
+        here = (f"the import filter of its BGP protocol for {s.peer} must accept it"
+                if self.daemon(c).bird else
+                f"the import prefix-list {'FROM6-' if v6 else 'FROM-'}{s.peer} must permit it")
+        return f"on {s.peer}: {there}; on {c}, {here}"
+
+    def _policy_fix(self, c: str, s: BgpSession, directions: list[str]) -> str:
+        v6 = s.peer_address.version == 6
+        if self.daemon(c).bird:
+            return (f"on {c}: in the {s.afi} channel of its BGP protocol for {s.peer}: "
+                    + "; ".join("`import filter ...;`" if d == "in" else "`export filter "
+                                f"export_own{s.peer_address.version};`" for d in directions)
+                    + " (the rendered bird.conf has both)")
+        lists = {"in": ("FROM6-" if v6 else "FROM-") + s.peer, "out": "OWN6" if v6 else "OWN"}
+        return (f"on {c}: under `address-family {s.afi} unicast`: "
+                + "; ".join(f"`neighbor {s.peer_address} prefix-list {lists[d]} {d}`"
+                            for d in directions)
+                + " (the rendered frr.conf has both)")
 
     # layer 5: data plane
     def mtu_to_hub(self, c: str) -> None:

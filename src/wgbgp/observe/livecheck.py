@@ -2,7 +2,8 @@
 
 Without the topology nothing can be compared with an intent, so only self-evident
 problems are reported: peers without a recent handshake, BGP sessions that are not
-Established (with FRR's own reason), sessions without policy, bgpd not answering.
+Established (with the daemon's own reason), sessions without policy, bgpd (or BIRD) not
+answering.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def diagnose_live(observation: Observation) -> Report:
                             "mapping expires when idle)", (),
                     "set `PersistentKeepalive = 25` for that peer"))
         err = status.errors.get("bgp", "")
+        bird = status.bgp_daemon == "bird"
         if status.bgp is None:
             if status.bgp_asked and err and "command not found" not in err:
                 # No FRR daemon at all may be intended (a hub); FRR without bgpd is not.
@@ -49,7 +51,8 @@ def diagnose_live(observation: Observation) -> Report:
                 checks.append(Check("BGP_DAEMON_DOWN", m, "bgpd", "warn" if nothing else "fail",
                                     f"bgpd is not answering on {m}", (f"vtysh: {err}",),
                                     "if this machine speaks BGP: start FRR with bgpd enabled "
-                                    "in /etc/frr/daemons"))
+                                    "in /etc/frr/daemons (or BIRD, if it runs BIRD: "
+                                    "`bird -c /etc/bird/bird.conf`)"))
             continue
         for n in status.bgp.neighbors:
             subject = f"session with {n.name}"
@@ -62,8 +65,10 @@ def diagnose_live(observation: Observation) -> Report:
                                       f"last notification: {note}" if note else "",
                                       f"ebgp-multihop: {n.multihop}" if n.multihop else "")
                           if x),
-                    "compare remote-as and ebgp-multihop (2 through a hub) on both ends; "
-                    "pass the topology to doctor for a precise diagnosis"))
+                    ("compare `neighbor ... as` and `multihop` (2 through a hub) on both "
+                     "ends (`birdc show protocols all`); " if bird else
+                     "compare remote-as and ebgp-multihop (2 through a hub) on both ends; ")
+                    + "pass the topology to doctor for a precise diagnosis"))
                 continue
             checks.append(Check("BGP_SESSION_DOWN", m, subject, "ok", "Established"))
             if n.policy_in is False or n.policy_out is False:
@@ -74,5 +79,6 @@ def diagnose_live(observation: Observation) -> Report:
                     f"no {'import' if n.policy_in is False else 'export'} policy for "
                     f"{n.address}",
                     (f"{n.prefixes_received} received, {n.prefixes_sent} sent",),
-                    "apply a prefix-list or route-map in both directions (RFC 8212)"))
+                    "give the channel an import and an export filter (RFC 8212)" if bird
+                    else "apply a prefix-list or route-map in both directions (RFC 8212)"))
     return Report(checks, tuple(observation.statuses), ())

@@ -117,7 +117,9 @@ def _run(executor: Executor, argv: list[str], timeout: float) -> Output:
 def snapshot(executor: Executor, plan: Plan | None = None, *, timeout: float = 10) -> Snapshot:
     """Run the status commands on a machine and keep their raw output (keys redacted).
 
-    BGP is asked about unless the plan says this machine does not speak it (a mesh hub).
+    BGP is asked about unless the plan says this machine does not speak it (a mesh hub):
+    FRR, or BIRD when the plan says so. Without a plan, BIRD is asked when FRR does not
+    answer and BIRD does.
     """
     keys = [k for k in COMMANDS if not (plan is not None and plan.bgp is None
                                         and k in BGP_KEYS)]
@@ -142,6 +144,14 @@ def snapshot(executor: Executor, plan: Plan | None = None, *, timeout: float = 1
             out = Output(("cat", "/proc/sys/net/ipv4/ip_forward"), 0 if text else 1,
                          text or "", "")
         outputs[key] = out
+    summary = outputs.get("bgp_summary")
+    if plan is None and summary is not None and not summary.ok:
+        status = _run(executor, BIRD_COMMANDS["bird_status"], timeout)
+        if status.ok:  # a BIRD node: read it as such
+            del outputs["bgp_summary"]
+            outputs["bird_status"] = status
+            for key, argv in list(BIRD_COMMANDS.items())[1:]:
+                outputs[key] = _run(executor, argv, timeout)
     return Snapshot(getattr(executor, "name", "") or "localhost", time.time(), outputs)
 
 
@@ -167,6 +177,7 @@ class MachineStatus:
     # Why a source could not be read, by source ("wg", "bgp", "addresses", "ip_forward").
     errors: dict[str, str] = field(default_factory=dict)
     bgp_asked: bool = True  # False when the plan says this machine runs no BGP
+    bgp_daemon: str = "frr"  # whom BGP was asked: "frr" (vtysh) or "bird" (birdc)
 
     def interface(self, name: str) -> WgInterface | None:
         return next((i for i in self.interfaces if i.name == name), None)
@@ -265,7 +276,7 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
     return MachineStatus(
         machine=snap.machine, time=now, interfaces=interfaces, addresses=tuple(addresses),
         mtus=mtus, ip_forward=ip_forward, bgp=bgp, errors=errors,
-        bgp_asked=summary is not None,
+        bgp_asked=summary is not None, bgp_daemon="bird" if "bird_status" in o else "frr",
     )
 
 
