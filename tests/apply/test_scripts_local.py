@@ -100,3 +100,33 @@ def test_probe_masks_frr_passwords_on_the_machine(tmp_path):
     s = probe(X, files=[str(f)])
     assert "s3cr3t" not in s.files[str(f)].text
     assert " neighbor 10.0.0.2 password (hidden)" in s.files[str(f)].text
+
+
+def test_retire_puts_a_daemons_files_away_and_unretire_brings_them_back(tmp_path):
+    """A node switched from FRR to BIRD: frr.conf (created by wgbgp) goes, daemons (which
+    it replaced) gets its original back; the manifest forgets both and the FRR line, and
+    keeps everything else. UNRETIRE undoes it exactly."""
+    from wgbgp.apply.changes import manifest_entries
+    from wgbgp.apply.scripts import RETIRE, UNRETIRE
+    manifest = tmp_path / "state" / "manifest"
+    conf, daemons, wg = tmp_path / "frr.conf", tmp_path / "daemons", tmp_path / "wg0.conf"
+    daemons.write_text("bgpd=no\n")
+    install(manifest, (conf, 0o640, "router bgp 1\n"), (daemons, 0o640, "bgpd=yes\n"),
+            (wg, 0o600, "[Interface]\n"))
+    with manifest.open("a") as fh:
+        fh.write("frr\tstarted\n")
+    install(manifest, (conf, 0o640, "router bgp 2\n"))  # leaves frr.conf.wgbgp-prev
+    before = manifest.read_text()
+    res = X.run(["sh", "-c", RETIRE, "t", str(manifest), "frr", str(conf), str(daemons)])
+    assert res.stdout.split("\n")[:2] == [f"removed {conf}", f"restored {daemons}"]
+    assert not conf.exists() and daemons.read_text() == "bgpd=no\n"
+    assert not (tmp_path / "frr.conf.wgbgp-prev").exists()
+    assert not (tmp_path / "daemons.wgbgp-orig").exists()
+    files, found = manifest_entries(manifest.read_text())
+    assert files == {str(wg): "created"} and found == {}
+    # Undo: every file, the original aside again, and the manifest as it was.
+    X.run(["sh", "-c", UNRETIRE, "t", str(manifest), str(conf), str(daemons)])
+    assert conf.read_text() == "router bgp 2\n" and daemons.read_text() == "bgpd=yes\n"
+    assert (tmp_path / "daemons.wgbgp-orig").read_text() == "bgpd=no\n"
+    assert manifest.read_text() == before
+    assert not list(tmp_path.rglob("*.wgbgp-retired"))

@@ -240,6 +240,20 @@ def sysctl_settings(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def manifest_entries(text: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """What the manifest says wgbgp installed: (path -> created|replaced, daemon ->
+    started|preexisting), first entry of each kept. Pure."""
+    files: dict[str, str] = {}
+    daemons: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        parts = line.split("\t")
+        if parts[0] == "file" and len(parts) == 3:
+            files.setdefault(parts[1], parts[2])
+        elif len(parts) == 2 and parts[0] in ("frr", "bird"):
+            daemons.setdefault(parts[0], parts[1])
+    return files, daemons
+
+
 def bgp_asn(frr_text: str) -> int | None:
     """The ASN of the first `router bgp` in an FRR config."""
     m = re.search(r"^router bgp (\d+)", frr_text, re.MULTILINE)

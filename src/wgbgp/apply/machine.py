@@ -55,8 +55,10 @@ from .scripts import (
     INSTALL,
     NOTE_BIRD,
     RESTORE,
+    RETIRE,
     SYSCTL,
     UNINSTALL,
+    UNRETIRE,
     VALIDATE,
     WG_SYNC,
 )
@@ -238,7 +240,8 @@ def plan_machine(
     has_bird = any(f.kind == "bird" for f in files)
     units = ([f"wg-quick@{w.name}" for w in wgs] + (["frr"] if has_frr else [])
              + (["bird"] if has_bird else []))
-    state = probe(executor, files=paths, raw=[FRR_DAEMONS] if has_frr else [],
+    # The manifest too: a daemon config wgbgp installed and no longer renders is retired.
+    state = probe(executor, files=paths, raw=([FRR_DAEMONS] if has_frr else []) + [MANIFEST],
                   interfaces=[w.name for w in wgs], keys=keys, units=units)
     wanted = list(files)
     if has_frr:
@@ -272,6 +275,7 @@ class _Runner:
         self.plan = plan
         self.state = plan.state
         self.notes: list[str] = []
+        self.cleanup: list[str] = []  # files to remove once every step succeeded
 
     # Each method performs one step, returning (detail, undo). On failure it raises
     # StepFailed carrying the undo for whatever it did change.
@@ -439,6 +443,72 @@ class _Runner:
         answer = [line for line in res.stdout.splitlines() if line.startswith("Reconfig")]
         return f"birdc configure: {answer[-1] if answer else 'done'}", self._undo_bird
 
+    def retire(self, step: Step) -> tuple[str, Callable[[], None]]:
+        """Stop the BGP daemon this machine no longer runs (or give it back its original
+        config, if it ran before wgbgp), and put its files away as `down` would."""
+        daemon, how, paths = step.target, step.params["how"], step.params["paths"]
+        stop = step.params["running"] and how != "preexisting"
+        done: list[str] = []
+
+        def start_again() -> None:
+            if daemon == "frr":
+                _check(self.x.run(_frr_service(self.state, "start"), check=False,
+                                  timeout=FRR_START_TIMEOUT + 150), "restart FRR")
+            elif self.state.systemd:
+                _check(self.x.run(["systemctl", "start", "bird"], check=False, timeout=120),
+                       "systemctl start bird")
+            else:
+                _check(_sh(self.x, BIRD_START, "wgbgp-bird-start", BIRD_CONF,
+                           str(int(BIRD_START_TIMEOUT * 10)), check=False,
+                           timeout=BIRD_START_TIMEOUT + 30), "restart BIRD")
+
+        def undo() -> None:
+            if "files" in done:
+                _check(_sh(self.x, UNRETIRE, "wgbgp-unretire", MANIFEST, *paths, check=False),
+                       "put back the retired files")
+            if "stopped" in done:
+                start_again()
+            elif "reloaded" in done:  # its wgbgp config again, files being back
+                if daemon == "frr":
+                    self._undo_reload()
+                else:
+                    self._undo_bird()
+
+        if stop:
+            if daemon == "frr":
+                argv = _frr_service(self.state, "stop")
+                _check(self.x.run(argv, check=False, timeout=180), " ".join(argv))
+                if self.state.systemd:
+                    self.x.run(["systemctl", "disable", "frr"], check=False)
+            else:
+                _bird_stop(self.x, self.state)
+                if self.state.systemd:
+                    self.x.run(["systemctl", "disable", "bird"], check=False)
+            done.append("stopped")
+        res = _sh(self.x, RETIRE, "wgbgp-retire", MANIFEST, daemon, *paths, check=False)
+        _check(res, f"putting away {', '.join(paths)}", undo)
+        done.append("files")
+        self.cleanup += [MANIFEST + ".wgbgp-retired", *(p + ".wgbgp-retired" for p in paths)]
+        detail = [line for line in res.stdout.splitlines() if line.strip()]
+        if how == "preexisting" and step.params["running"]:
+            # It ran before wgbgp: it keeps running, with the config it had then.
+            if daemon == "frr":
+                text = self.x.read_file(FRR_CONF)
+                if text:
+                    _, r = self._reload_to(text)
+                    _check(r, "frr-reload.py (FRR's original config)", undo)
+            else:
+                _check(self._bird_configure(), "birdc configure (BIRD's original config)", undo)
+            done.append("reloaded")
+            detail.append(f"{'FRR' if daemon == 'frr' else 'BIRD'} ran before wgbgp: it keeps "
+                          "running with its original config")
+            self.notes.append(f"{'FRR' if daemon == 'frr' else 'BIRD'} ran here before wgbgp "
+                              "and keeps running with its original config; if that config "
+                              "speaks BGP, it competes for TCP port 179")
+        elif stop:
+            detail.insert(0, "stopped FRR" if daemon == "frr" else "stopped BIRD")
+        return "; ".join(detail), undo
+
     def enable(self, step: Step) -> tuple[str, Callable[[], None]]:
         units = step.params["units"]
 
@@ -522,7 +592,7 @@ def apply_machine(
     if failure is None:
         if plan.steps or plan.state.pending:
             try:
-                executor.run(["rm", "-f", PENDING])
+                executor.run(["rm", "-f", PENDING, *runner.cleanup])
             except Exception as exc:  # noqa: BLE001
                 result.notes.append(f"could not clear {PENDING}: {mask_output(str(exc))}")
         result.ok = True

@@ -320,3 +320,43 @@ mkdir -p "$(dirname "$m")"
 awk -F '\t' '$1 == "bird" { f = 1 } END { exit !f }' "$m" 2>/dev/null \
   || printf 'bird\t%s\n' "$how" >> "$m"
 """
+
+# A node's BGP daemon changed (FRR <-> BIRD), or it no longer speaks BGP: put away the
+# files wgbgp installed for the old one, as `down` would (restore what it replaced, remove
+# what it created), and drop them and the daemon's line from the manifest. Each file and
+# the manifest are kept as PATH.wgbgp-retired until the apply succeeds (UNRETIRE puts
+# them back). Args: MANIFEST DAEMON PATH...
+RETIRE = PATH_LINE + r"""
+set -eu
+m=$1; d=$2; shift 2
+cp -p "$m" "$m.wgbgp-retired"
+for p in "$@"; do
+  how=$(awk -F '\t' -v p="$p" '$1 == "file" && $2 == p { print $3; exit }' "$m")
+  [ ! -e "$p" ] || cp -p "$p" "$p.wgbgp-retired"
+  if [ "$how" = replaced ] && [ -e "$p.wgbgp-orig" ]; then
+    mv -f "$p.wgbgp-orig" "$p"; echo "restored $p"
+  else
+    rm -f "$p"; echo "removed $p"
+  fi
+  rm -f "$p.wgbgp-prev"
+done
+t=$(mktemp "$m.XXXXXX")
+awk -F '\t' -v d="$d" -v ps="$*" '
+  BEGIN { n = split(ps, a, " "); for (i = 1; i <= n; i++) drop[a[i]] = 1 }
+  !($1 == d && NF == 2) && !($1 == "file" && ($2 in drop))' "$m" > "$t"
+mv -f "$t" "$m"
+"""
+
+# Undo RETIRE. Args: MANIFEST PATH...
+UNRETIRE = PATH_LINE + r"""
+set -eu
+m=$1; shift
+for p in "$@"; do
+  how=$(awk -F '\t' -v p="$p" '$1 == "file" && $2 == p { print $3; exit }' "$m.wgbgp-retired")
+  if [ "$how" = replaced ] && [ -e "$p" ] && [ ! -e "$p.wgbgp-orig" ]; then
+    mv -f "$p" "$p.wgbgp-orig"
+  fi
+  [ ! -e "$p.wgbgp-retired" ] || mv -f "$p.wgbgp-retired" "$p"
+done
+mv -f "$m.wgbgp-retired" "$m"
+"""

@@ -19,13 +19,16 @@ from .changes import (
     FileChange,
     WgInterface,
     bgp_asn,
+    manifest_entries,
     parse_wg_quick,
     sysctl_settings,
 )
-from .probe import MachineState
+from .probe import MANIFEST, MachineState
 
 FRR_CONF = "/etc/frr/frr.conf"
 BIRD_CONF = "/etc/bird/bird.conf"
+# Each BGP daemon's files that apply installs: its config first.
+DAEMON_FILES = {"frr": (FRR_CONF, FRR_DAEMONS), "bird": (BIRD_CONF,)}
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Step:
     """One named step. `action` says what runs; `reason` says why, for people."""
 
     name: str
-    # validate write sysctl nftables wg-up wg-sync frr-start frr-restart frr-reload
+    # validate write sysctl nftables wg-up wg-sync retire frr-start frr-restart frr-reload
     # bird-start bird-reload enable
     action: str
     reason: str
@@ -165,6 +168,8 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
                            WgInterface(name, live.addresses, live.mtu, wg.table, None, False),
                            wg.addresses, wg.mtu)}))
 
+    steps += retire_steps(changes, state)
+
     frr = changes.get(FRR_CONF)
     if frr is not None:
         asn = bgp_asn(frr.new_text)
@@ -211,6 +216,32 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
         notes.append("table inet wgbgp is not restored at boot by wg-quick or FRR: include "
                      "/etc/wgbgp/nftables.nft from /etc/nftables.conf, or apply after a reboot")
     return StepPlan(tuple(steps), tuple(problems), tuple(notes))
+
+
+def retire_steps(changes: ChangeSet, state: MachineState) -> list[Step]:
+    """A BGP daemon wgbgp installed a config for, which the rendered files no longer have
+    (the node switched between FRR and BIRD, or stopped speaking BGP): stop it (or, if
+    it ran before wgbgp, give it back its original config) and put its files away, before
+    the new daemon starts (both would listen on TCP 179)."""
+    manifest = state.files.get(MANIFEST)
+    files, daemons = manifest_entries(manifest.text if manifest is not None else None)
+    steps = []
+    for daemon, paths in DAEMON_FILES.items():
+        conf = paths[0]
+        if conf not in files or changes.get(conf) is not None:
+            continue
+        how = daemons.get(daemon, "started")
+        running = state.frr_running if daemon == "frr" else state.bird_running
+        name = "FRR" if daemon == "frr" else "BIRD"
+        what = ("give it back its original config" if how == "preexisting" else
+                f"stop {name}" if running else f"{name} is not running")
+        steps.append(Step(
+            f"retire {daemon}", "retire",
+            f"{conf} is no longer rendered here (the machine's BGP daemon changed): {what}, "
+            f"then remove or restore {', '.join(p for p in paths if p in files)}",
+            daemon, {"how": how, "running": running,
+                     "paths": [p for p in paths if p in files]}))
+    return steps
 
 
 def probe_units(changes: ChangeSet) -> list[str]:
