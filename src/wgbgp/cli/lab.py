@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from ..compile import Plan
+from ..lab.build import Lab
 from ..lab.runner import LabError, lab_topology_path, require_lab, resolve_name, up
 from ..lab.selftest import lab_plans, run_selftest
 from ..lab.spec import LabSpecError
@@ -126,6 +128,16 @@ def lab_test(
     raise typer.Exit(0 if ok else 1)
 
 
+def _running_lab(name: str | None) -> tuple[Lab, dict[str, Plan]]:
+    """The running lab a command means, and the plans it was brought up with."""
+    _need_root()
+    try:
+        lab = require_lab(name)
+        return lab, lab_plans(lab)
+    except (LabError, OSError) as exc:
+        fail(str(exc))
+
+
 @app.command("status")
 def lab_status(
     name: str | None = typer.Option(None, "--name", help=NAME_HELP),
@@ -136,12 +148,7 @@ def lab_status(
     from ..observe.status import collect
     from .observe import status_tables
 
-    _need_root()
-    try:
-        lab = require_lab(name)
-        plans = lab_plans(lab)
-    except (LabError, OSError) as exc:
-        fail(str(exc))
+    lab, plans = _running_lab(name)
     executors = {n: m.executor() for n, m in lab.machines.items()}
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = {n: pool.submit(collect, x, plans.get(n)) for n, x in executors.items()}
@@ -167,12 +174,7 @@ def lab_doctor(
     from ..observe.gather import gather
     from .observe import print_report
 
-    _need_root()
-    try:
-        lab = require_lab(name)
-        plans = lab_plans(lab)
-    except (LabError, OSError) as exc:
-        fail(str(exc))
+    lab, plans = _running_lab(name)
     report = diagnose(gather({n: m.executor() for n, m in lab.machines.items()}, plans), plans)
     if as_json:
         emit_json(report.to_json())
