@@ -29,6 +29,10 @@ from .state import is_running, lab_dir, list_labs, teardown
 
 Progress = Callable[[str], None]
 TOPOLOGY_FILE = "topology.yaml"
+# Machines applied at once by `lab up`. Each apply mostly waits (FRR starting, bgpd loading
+# its config), so more than the cores helps: 60 clients in hub mode on 2 cores came up in
+# 49.8 s with 8, 41.3-42.2 s with 16, 46.0 s with 32.
+APPLY_PARALLEL = 16
 
 
 class LabError(Exception):
@@ -137,7 +141,7 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
         progress("applying configs (wg-quick, FRR) with `wgbgp apply`'s code")
         jobs = [(executors[n], render_machine(plans[n], secrets=secrets or None))
                 for n in plans]
-        report.results = apply_many(jobs, enable_at_boot=False)
+        report.results = apply_many(jobs, enable_at_boot=False, max_parallel=APPLY_PARALLEL)
         failed = [r for r in report.results.values() if not r.ok]
         if failed:
             raise LabError("apply failed:\n" + "\n".join(r.summary() for r in failed))
