@@ -230,9 +230,7 @@ def fault_no_multihop(lab: ClassicLab):
 
     def remove():
         lab.configure("laptop", "neighbor MESH ebgp-multihop 2")
-        # Both ends: the failed attempts left friend backing off (idle hold) for a while.
         lab.vtysh("laptop", "clear bgp *")
-        lab.vtysh("friend", "clear bgp *")
 
     return inject, remove, ("BGP_TTL", "laptop")
 
@@ -277,14 +275,8 @@ def fault_wrong_key(lab: ClassicLab):
 
 def fault_asn_mismatch(lab: ClassicLab):
     friend = lab.address("friend")
-
-    def remove():
-        lab.configure("laptop", f"neighbor {friend} remote-as 65020")
-        # Both ends: the refused OPENs left friend backing off (idle hold) for a while.
-        lab.vtysh("laptop", "clear bgp *")
-        lab.vtysh("friend", "clear bgp *")
-
-    return (lambda: lab.configure("laptop", f"neighbor {friend} remote-as 65099"), remove,
+    return (lambda: lab.configure("laptop", f"neighbor {friend} remote-as 65099"),
+            lambda: lab.configure("laptop", f"neighbor {friend} remote-as 65020"),
             ("ASN_MISMATCH", "laptop"))
 
 
