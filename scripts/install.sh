@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(frr bird2 wireguard-tools wireguard-go nftables iproute2 iputils-ping procps
+packages=(frr frr-pythontools bird2 wireguard-tools wireguard-go nftables iproute2 iputils-ping procps
           openssh-server openssh-client kmod python3 python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
