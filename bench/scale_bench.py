@@ -259,7 +259,7 @@ def bench_routeserver(args: argparse.Namespace) -> list[dict]:
                 spec_file.write_text(json.dumps([
                     {"address": str(a), "asn": asn, "prefix": str(p)}
                     for _, a, asn, p in clients[started:n]]))
-                procs.append(peers.spawn(["python3", str(HERE / "bgp_peers.py"),
+                procs.append(peers.spawn([sys.executable, str(HERE / "bgp_peers.py"),
                                           str(hub_ip.ip), str(spec_file)],
                                          stdout=subprocess.DEVNULL))
             t1 = time.monotonic()

@@ -25,3 +25,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if missing:
         pytest.skip(f"real_tools: {', '.join(missing)} not installed "
                     "(apt-get install wireguard-tools wireguard-go frr nftables iproute2)")
+
+
+def _no_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if os.environ.get("WGBGP_NO_SKIP") == "1" and report.skipped and not hasattr(report,
+                                                                                 "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and CI allows no skip (WGBGP_NO_SKIP=1): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """With WGBGP_NO_SKIP=1 (CI sets it) a skip is a failure: on the machine CI prepared,
+    a test skipped for a missing tool or for lack of root is a missing install step."""
+    outcome = yield
+    _no_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    """The same for a whole module skipped at import (`allow_module_level=True`)."""
+    outcome = yield
+    _no_skip(outcome.get_result())

@@ -14,7 +14,7 @@ from wgbgp.lab.build import Lab, build_lab
 from wgbgp.lab.spec import LabSpec, classic_spec
 from wgbgp.lab.state import teardown
 
-UNDERLAY_TOOLS = ("ip", "nft", "nsenter", "unshare", "findmnt", "sysctl", "python3", "ping")
+UNDERLAY_TOOLS = ("ip", "nft", "nsenter", "unshare", "findmnt", "sysctl", "ping")
 WG_TOOLS = ("wg", "wg-quick", "wireguard-go")
 FRR_TOOLS = ("vtysh", "/usr/lib/frr/frrinit.sh", "/usr/lib/frr/frr-reload.py")
 
@@ -87,7 +87,7 @@ def classic() -> Iterator[Lab]:
     teardown(spec.name)
 
 
-# A tiny UDP tool run inside namespaces (python3 is on every lab host).
+# A tiny UDP tool run inside namespaces (run with the interpreter running the tests).
 UDP_TOOL = textwrap.dedent("""\
     import socket, sys, time
     mode, args = sys.argv[1], sys.argv[2:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
@@ -20,6 +21,7 @@ from wgbgp.lab.underlay import host_batch, plan_underlay
 pytestmark = pytest.mark.lab
 
 HUB = "203.0.113.10"
+PY = sys.executable  # never the system python3: it cannot import wgbgp on a fresh machine
 
 
 def three_client_spec(name: str, udp_timeout: int = 30) -> LabSpec:
@@ -38,14 +40,14 @@ def udp_exchange(lab: Lab, udp_tool: Path, server: str, clients: list[str],
     """Each client sends one datagram to the server machine; returns client -> source the
     server saw (ip:port), after checking each client got the echo back."""
     srv = lab.machine(server).spawn(
-        ["python3", str(udp_tool), "serve", str(port), str(len(clients)), "5"],
+        [PY, str(udp_tool), "serve", str(port), str(len(clients)), "5"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert srv.stdout.readline().strip() == "ready"
         dst = str(lab.plan.public_ip(server))
         for c in clients:
             out = lab.machine(c).executor().run(
-                ["python3", str(udp_tool), "send", dst, str(port), c, "3"]).stdout.strip()
+                [PY, str(udp_tool), "send", dst, str(port), c, "3"]).stdout.strip()
             assert out == f"echo {c}", f"{c}: {out}"
         seen = {}
         for _ in clients:
@@ -112,7 +114,7 @@ def test_direct_inbound_to_client_fails(classic: Lab, udp_tool: Path):
     inet.run(["ip", "route", "add", "100.64.0.0/10", "via", carrier])
     try:
         assert not inet.run(["ping", "-c1", "-W0.5", laptop], check=False).ok
-        out = inet.run(["python3", str(udp_tool), "send", laptop, "9000", "x", "0.5"]).stdout
+        out = inet.run([PY, str(udp_tool), "send", laptop, "9000", "x", "0.5"]).stdout
         assert out.strip() == "timeout"
     finally:
         inet.run(["ip", "route", "del", "100.64.0.0/10"])
@@ -122,10 +124,10 @@ def test_direct_inbound_to_client_fails(classic: Lab, udp_tool: Path):
     assert drops and drops[0]["expr"][1]["counter"]["packets"] >= 2
     # Unsolicited UDP to the carrier's public address reaches no client either.
     listener = classic.machine("laptop").spawn(
-        ["python3", str(udp_tool), "serve", "9001", "1", "1"],
+        [PY, str(udp_tool), "serve", "9001", "1", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert listener.stdout.readline().strip() == "ready"
-    out = inet.run(["python3", str(udp_tool), "send", carrier, "9001", "x", "0.5"]).stdout
+    out = inet.run([PY, str(udp_tool), "send", carrier, "9001", "x", "0.5"]).stdout
     assert out.strip() == "timeout"
     assert listener.wait(5) != 0  # its recvfrom timed out: nothing arrived
 
@@ -189,11 +191,11 @@ def test_udp_mapping_expires(make_lab, lab_name, udp_tool: Path):
     lab = make_lab(three_client_spec(lab_name("tex"), udp_timeout=1))
 
     def round_trip(client: str, delay: float, port: int) -> list[str]:
-        hub = lab.machine("vps").spawn(["python3", str(udp_tool), "answer", str(port),
+        hub = lab.machine("vps").spawn([PY, str(udp_tool), "answer", str(port),
                                         str(delay)], stdout=subprocess.PIPE, text=True)
         assert hub.stdout.readline().strip() == "ready"
         out = lab.machine(client).executor().run(
-            ["python3", str(udp_tool), "listen", "40000", HUB, str(port), str(delay + 1)]).stdout
+            [PY, str(udp_tool), "listen", "40000", HUB, str(port), str(delay + 1)]).stdout
         hub.wait(5)
         return out.split()
 
@@ -234,7 +236,7 @@ def test_teardown_after_killed_up(make_lab, lab_name):
             "def boom(*a, **k): raise SystemExit(3)\n"
             "build.create_machines = boom\n"
             f"build.build_lab(classic_spec({spec.name!r}), keep_on_error=True)\n")
-    assert subprocess.run(["python3", "-c", code]).returncode == 3
+    assert subprocess.run([PY, "-c", code]).returncode == 3
     assert is_running(spec.name)
     with pytest.raises(LabExists, match="already running"):
         build_lab(spec)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import ip_interface
 
+from ..programs import install_hint
 from .changes import (
     FRR_DAEMONS,
     ChangeSet,
@@ -86,31 +87,25 @@ def preflight(changes: ChangeSet, state: MachineState) -> list[str]:
     if "wireguard" in kinds:
         missing = [t for t in ("wg", "wg-quick", "ip") if not state.has(t)]
         if missing:
-            problems.append(f"{', '.join(missing)} not found: install wireguard-tools and "
-                            "iproute2")
+            problems.append(f"{', '.join(missing)} not found: {install_hint(missing)}")
         for _, (_, wg) in wg_interfaces(changes).items():
             if wg.key_file and not wg.inline_key and not state.keys.get(wg.key_file, False):
                 problems.append(
                     f"private key {wg.key_file} is missing: run `wgbgp keygen` on this machine "
                     "and put its public key in the topology")
     if "frr" in kinds:
-        missing = [t for t in ("vtysh", "frrinit.sh", "frr-reload.py") if not state.has(t)]
+        frr = ("vtysh", "frrinit.sh", "frr-reload.py")
+        missing = [t for t in frr if not state.has(t)]
         daemons = state.files.get(FRR_DAEMONS)
         if missing or daemons is None or not daemons.exists:
             problems.append("FRR is not installed (need vtysh, /usr/lib/frr/frrinit.sh, "
-                            "frr-reload.py and /etc/frr/daemons): install frr and "
-                            "frr-pythontools")
-    if "bird" in kinds:
-        missing = [t for t in ("bird", "birdc") if not state.has(t)]
+                            f"frr-reload.py and /etc/frr/daemons): {install_hint(frr)}")
+    needs = [("bird", ("bird", "birdc")), ("nftables", ("nft",)), ("sysctl", ("sysctl",)),
+             (None, ("base64", "sha256sum"))]
+    for kind, tools in needs:
+        missing = [t for t in tools if not state.has(t)] if kind is None or kind in kinds else []
         if missing:
-            problems.append(f"{', '.join(missing)} not found: install bird2")
-    if "nftables" in kinds and not state.has("nft"):
-        problems.append("nft not found: install nftables")
-    if "sysctl" in kinds and not state.has("sysctl"):
-        problems.append("sysctl not found: install procps")
-    for tool in ("base64", "sha256sum"):
-        if not state.has(tool):
-            problems.append(f"{tool} not found: install coreutils")
+            problems.append(f"{', '.join(missing)} not found: {install_hint(missing)}")
     return problems
 
 
