@@ -8,6 +8,6 @@ wgbgp=.venv/bin/wgbgp
 lab=${WGBGP_DEMO_LAB:-demo}
 trap '$wgbgp lab down --name "$lab"' EXIT
 $wgbgp lab up --name "$lab"
-$wgbgp lab test --name "$lab"
 $wgbgp lab status --name "$lab"
 $wgbgp lab doctor --name "$lab"
+$wgbgp lab test --name "$lab"   # last: its verdict ends the demo ("all assertions hold")
