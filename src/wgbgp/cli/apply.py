@@ -25,7 +25,7 @@ def _machines(topo: Topology, node: list[str], everyone: bool) -> list[str]:
     if unknown:
         fail(f"unknown machine {', '.join(unknown)}", f"machines: {', '.join(known)}")
     if everyone:
-        reachable = [m for m in known if ({**topo.hubs, **topo.nodes}[m].ssh)]
+        reachable = [m for m in known if topo.machine(m).ssh]
         if not reachable:
             fail("no machine in the topology has an `ssh:` target",
                  "add `ssh: root@HOST` to the machines --all should reach, or use --node")
