@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from ..apply import Executor
@@ -69,7 +69,8 @@ def _source(plan: Plan, version: int = 4) -> str:
     return str((own or tunnel.addresses[0]).ip)
 
 
-def reachability(executors: Mapping[str, Executor], plans: dict[str, Plan]) -> tuple[Assertion, int]:
+def reachability(executors: Mapping[str, Executor], plans: dict[str, Plan]
+                 ) -> tuple[Assertion, int]:
     """Ping every announced prefix from every other client, sourced from its own prefix."""
     # Each client that speaks BGP, with what it announces.
     originated = {n: p.bgp.originate for n, p in plans.items()
