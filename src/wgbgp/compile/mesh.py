@@ -90,7 +90,7 @@ def peerings(topology: Topology) -> list[tuple[str, str]]:
     recipe). Each pair peers once per hub (plane) and address family. In hub mode
     clients peer with the hubs only."""
     if topology.peerings is not None:
-        seen: dict[frozenset, tuple[str, str]] = {}
+        seen: dict[frozenset[str], tuple[str, str]] = {}
         for a, b in topology.peerings:
             seen.setdefault(frozenset((a, b)), (a, b))
         return list(seen.values())

@@ -1139,7 +1139,8 @@ class _Doctor:
         for d, _, _ in missing:
             self.policy_fault[(c, s.peer, d)] = check
 
-    def _not_received_fix(self, c: str, s: BgpSession, prefix) -> str:
+    def _not_received_fix(self, c: str, s: BgpSession,
+                          prefix: IPv4Network | IPv6Network) -> str:
         v6 = prefix.version == 6
         if self.daemon(s.peer).bird:
             there = (f"it must originate {prefix} (a static `route {prefix} blackhole;`) and "
