@@ -61,3 +61,12 @@ def test_any_valid_file_changes_in_that_key_only(d):
     assert after.nodes[name].public_key == pub("rotated")
     assert after.model_copy(update={"nodes": {**after.nodes, name: before.nodes[name]}}) == before
     assert len(out.splitlines()) == len(src.splitlines())
+
+
+def test_topology_machine_is_a_hub_or_a_node_by_name() -> None:
+    from topogen import doc, load
+
+    t = load(doc(2))
+    assert t.machine("vps") is t.hubs["vps"] and t.machine("n2") is t.nodes["n2"]
+    with pytest.raises(KeyError):
+        t.machine("nobody")

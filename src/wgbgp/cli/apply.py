@@ -8,9 +8,11 @@ from pathlib import Path
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from ..apply.executor import Executor
 from ..apply.parallel import apply_many, down_many, plan_many
 from ..apply.targets import NoRoute, SshOptions, machine_executors
 from ..model import Topology
+from ..render import RenderedFile
 from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
 from .topology import render_all
 
@@ -25,7 +27,7 @@ def _machines(topo: Topology, node: list[str], everyone: bool) -> list[str]:
     if unknown:
         fail(f"unknown machine {', '.join(unknown)}", f"machines: {', '.join(known)}")
     if everyone:
-        reachable = [m for m in known if ({**topo.hubs, **topo.nodes}[m].ssh)]
+        reachable = [m for m in known if topo.machine(m).ssh]
         if not reachable:
             fail("no machine in the topology has an `ssh:` target",
                  "add `ssh: root@HOST` to the machines --all should reach, or use --node")
@@ -37,7 +39,7 @@ def _machines(topo: Topology, node: list[str], everyone: bool) -> list[str]:
 
 
 def _targets(topology: Path, node: list[str], everyone: bool, local: bool,
-             ssh: SshOptions, keys: bool = True):
+             ssh: SshOptions, keys: bool = True) -> list[tuple[Executor, list[RenderedFile]]]:
     topo, warnings = read_topology(topology)
     print_issues(warnings)
     machines = _machines(topo, node, everyone)
@@ -54,11 +56,12 @@ def _targets(topology: Path, node: list[str], everyone: bool, local: bool,
     return [(executors[m], rendered[m]) for m in machines]
 
 
-def _ssh_options(known_hosts: Path | None, identity: Path | None, netns: Path | None):
+def _ssh_options(known_hosts: Path | None, identity: Path | None,
+                 netns: Path | None) -> SshOptions:
     return SshOptions(known_hosts=known_hosts, identity=identity, netns=netns)
 
 
-def _progress():
+def _progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
                     transient=True)
 

@@ -34,7 +34,7 @@ def _executors(topology: Path, node: str, lab: str | None, local: bool,
         if local and m == node:
             executors[m] = LocalExecutor(name=m)
             continue
-        if not {**topo.hubs, **topo.nodes}[m].ssh:
+        if not topo.machine(m).ssh:
             fail(f"{m} has no `ssh:` target, so wgbgp cannot reach it",
                  f"add `ssh: root@HOST` to {m}" + (", or run this on the node with --local"
                                                    if m == node else ""))

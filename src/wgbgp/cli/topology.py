@@ -142,8 +142,9 @@ def render_all(
              "create it where the topology says (a 0600 file, or an exported variable)")
     privates = {m: read_private_key(keys, m) for m in machines}
     for m, private in privates.items():
-        declared = {**topo.hubs, **topo.nodes}[m].public_key
-        if private and declared and public_key(private) != declared:
+        declared = topo.machine(m).public_key
+        # A private key is only ever read from --keys DIR.
+        if keys is not None and private and declared and public_key(private) != declared:
             # Peers would expect the declared key: no handshake, ever (classic failure 4).
             fail(f"{keys / (m + '.key')} does not belong to {m}: its public key is "
                  f"{public_key(private)}, the topology declares {declared}",

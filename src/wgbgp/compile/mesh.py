@@ -14,8 +14,9 @@ every session makes "dies" take about a second.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from ipaddress import IPv4Interface, IPv6Interface, ip_network
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_network
 from itertools import combinations
+from typing import TypedDict
 
 from ..model.addressing import (
     hub_overlays,
@@ -26,7 +27,16 @@ from ..model.addressing import (
 )
 from ..model.derive import bfd_enabled, hub_preferences
 from ..model.schema import Node, Secret, Topology
-from .plan import BfdTimers, BgpSession, BgpSpeaker, Plan, SecretRef, Tunnel, TunnelPeer
+from .plan import (
+    BfdTimers,
+    BgpSession,
+    BgpSpeaker,
+    Plan,
+    Prefix,
+    SecretRef,
+    Tunnel,
+    TunnelPeer,
+)
 
 # A client->client session crosses one router (the hub), which decrements TTL once.
 MESH_MULTIHOP = 2
@@ -37,6 +47,21 @@ ROUTE_SERVER_LIST = "HUBS"
 # Prefixes a peer may send beyond what it declares before its session is closed, unless
 # the node sets max_prefixes: room for a mistake, none for a flood.
 PREFIX_MARGIN = 10
+
+# One plane's addresses in one family, by machine name (see plane_addresses).
+Addresses = dict[str, IPv4Address | IPv6Address]
+
+
+class _Plane(TypedDict):
+    """What every session of a client on one hub's plane shares."""
+
+    local_pref: int | None
+    bfd: bool
+
+
+class _IfaceAddresses(TypedDict):
+    address: IPv4Interface | None
+    address6: IPv6Interface | None
 
 
 def import_limit(node: Node, version: int | None = None) -> int:
@@ -65,7 +90,7 @@ def peerings(topology: Topology) -> list[tuple[str, str]]:
     recipe). Each pair peers once per hub (plane) and address family. In hub mode
     clients peer with the hubs only."""
     if topology.peerings is not None:
-        seen: dict[frozenset, tuple[str, str]] = {}
+        seen: dict[frozenset[str], tuple[str, str]] = {}
         for a, b in topology.peerings:
             seen.setdefault(frozenset((a, b)), (a, b))
         return list(seen.values())
@@ -94,7 +119,7 @@ def session_count(topology: Topology) -> int:
     return sum(session_counts(topology).values())
 
 
-def _accept_le(node: Node, accept: Iterable) -> tuple[int | None, ...]:
+def _accept_le(node: Node, accept: Iterable[Prefix]) -> tuple[int | None, ...]:
     """Per prefix of `accept` (declared by `node`): the longest more-specific also taken."""
     return tuple(node.longest(p) for p in accept)
 
@@ -112,18 +137,18 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
     hub_mode = net.mode == "hub"
     every_overlay = tuple(overlays(topology))
 
-    def iface_addresses(hub: str, name: str) -> dict:
+    def iface_addresses(hub: str, name: str) -> _IfaceAddresses:
         o4, o6 = sub4[hub], sub6[hub]
         return {
             "address": IPv4Interface(f"{v4[hub][name]}/{o4.prefixlen}") if o4 else None,
             "address6": IPv6Interface(f"{v6[hub][name]}/{o6.prefixlen}") if o6 else None,
         }
 
-    def own(hub: str, name: str) -> tuple:
+    def own(hub: str, name: str) -> tuple[Prefix, ...]:
         """A machine's tunnel addresses on one plane, as /32 and /128 prefixes."""
         return tuple(ip_network(p[hub][name]) for p in (v4, v6) if p[hub])
 
-    def families(hub: str) -> list[dict]:
+    def families(hub: str) -> list[Addresses]:
         return [p[hub] for p in (v4, v6) if p[hub]]
 
     def password(a: str, b: str) -> SecretRef | None:
@@ -153,20 +178,20 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
             # client declared (at most its limit); what it accepts it installs and
             # forwards (Table = off: BGP, not wg-quick, owns the hub's routes, as on
             # every other BGP speaker).
-            sessions = []
+            served: list[BgpSession] = []
             for addresses in families(hub_name):
                 version = addresses[hub_name].version
                 for name, node in topology.nodes.items():
-                    accept = tuple(p for p in node.announce if p.version == version)
-                    sessions.append(BgpSession(
-                        name, addresses[name], node.asn, iface, None, accept,
-                        accept_le=_accept_le(node, accept),
+                    declared = tuple(p for p in node.announce if p.version == version)
+                    served.append(BgpSession(
+                        name, addresses[name], node.asn, iface, None, declared,
+                        accept_le=_accept_le(node, declared),
                         max_prefixes=import_limit(node, version),
                         password=password(hub_name, name),
                         local_address=addresses[hub_name], bfd=bfd is not None,
                         route_server_client=True))
             speaker = BgpSpeaker(hub.asn or 0, hub_router_id(topology, hub_name), (),
-                                 tuple(sessions), reject=every_overlay, bfd=bfd,
+                                 tuple(served), reject=every_overlay, bfd=bfd,
                                  route_server=True, group="CLIENTS", multihop=None)
         plans[hub_name] = Plan(
             machine=hub_name, network=net.name, role="hub",
@@ -191,7 +216,7 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                                 keepalive=net.keepalive, preshared_key=psk(hub_name, name))
             tunnels.append(Tunnel(iface, hub_name, mtu=net.mtu, peers=(to_hub,),
                                   table_off=True, **iface_addresses(hub_name, name)))
-            plane = {"local_pref": prefs.get(hub_name), "bfd": bfd is not None}
+            plane = _Plane(local_pref=prefs.get(hub_name), bfd=bfd is not None)
             # One session per family the plane has (see BgpSession).
             for addresses in families(hub_name):
                 if hub_mode:
@@ -207,7 +232,7 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                         password=password(hub_name, name), local_address=addresses[name],
                         accept_list=ROUTE_SERVER_LIST, **plane))
                 else:
-                    sessions += [_session(topology, name, peer, addresses, iface, **plane)
+                    sessions += [_session(topology, name, peer, addresses, iface, plane)
                                  for peer in neighbours[name]]
         bgp = BgpSpeaker(node.asn, ids[name], tuple(node.announce), tuple(sessions),
                          reject=(*every_overlay, *node.announce),
@@ -220,8 +245,8 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
     return plans
 
 
-def _session(topology: Topology, name: str, peer: str, addresses: dict, iface: str,
-             **plane) -> BgpSession:
+def _session(topology: Topology, name: str, peer: str, addresses: Addresses, iface: str,
+             plane: _Plane) -> BgpSession:
     """`name`'s session with `peer` in one address family (that of `addresses`): import
     exactly what `peer` declares in that family, at most its limit."""
     other = topology.nodes[peer]
@@ -236,6 +261,6 @@ def _session(topology: Topology, name: str, peer: str, addresses: dict, iface: s
     )
 
 
-def _routes_a_lan(prefixes: Iterable) -> bool:
+def _routes_a_lan(prefixes: Iterable[Prefix]) -> bool:
     # A prefix wider than one address is a network behind this machine: it must forward.
     return any(p.prefixlen < p.max_prefixlen for p in prefixes)

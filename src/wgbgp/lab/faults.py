@@ -93,7 +93,7 @@ class PingRun:
         self.interval = interval
         argv = ["ping", "-n", "-D", "-i", f"{interval:g}", "-w", f"{limit:g}",
                 "-I", source, dest]
-        self.proc: subprocess.Popen = lab.machine(machine).spawn(
+        self.proc: subprocess.Popen[str] = lab.machine(machine).spawn(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def stop(self) -> PingResult:

@@ -6,7 +6,7 @@ the public keys made on its machines, and hub endpoints that are names, not addr
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address
 
 import yaml
 
@@ -41,7 +41,8 @@ LAB_RANGES = {
 
 def clashes(topology: Topology) -> list[str]:
     """Overlay or announced prefixes that the lab's underlay already uses."""
-    mine = [("the overlay", topology.network.overlay)] if topology.network.overlay else []
+    mine: list[tuple[str, IPv4Network | IPv6Network]] = (
+        [("the overlay", topology.network.overlay)] if topology.network.overlay else [])
     mine += [(f"hub {h}'s overlay", hub.overlay) for h, hub in topology.hubs.items()
              if hub.overlay is not None and hub.overlay != topology.network.overlay]
     mine += [(f"{n}'s {p}", p) for n, node in topology.nodes.items() for p in node.announce]

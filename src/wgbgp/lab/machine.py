@@ -19,6 +19,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Literal, overload
 
 from wgbgp.apply.executor import LocalExecutor
 from wgbgp.lab.state import LAB_ROOT, NETNS_DIR, LabState, lab_dir, namespace_pids, ns_inodes
@@ -44,6 +45,8 @@ RUN_DIRS: dict[str, tuple[str, int]] = {  # created inside the machine's /run
 FRR_DAEMONS_ON = ("zebra", "bgpd", "staticd", "bfdd")
 # wg-quick falls back to wireguard-go only with this set; harmless where the kernel
 # module exists (wg-quick tries the module first).
+# Where a spawned process's output goes: a file, subprocess.PIPE/DEVNULL/STDOUT, or inherited.
+Stream = int | IO[str] | IO[bytes] | None
 MACHINE_ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 
 
@@ -113,13 +116,23 @@ class Machine:
             signal.signal(signal.SIGINT, previous)
         return 128 - code if code < 0 else code  # killed by signal N -> 128+N, as shells do
 
-    def spawn(self, argv: list[str], **popen: object) -> subprocess.Popen:
+    @overload
+    def spawn(self, argv: list[str], *, stdout: Stream = None, stderr: Stream = None,
+              text: Literal[True]) -> subprocess.Popen[str]: ...
+
+    @overload
+    def spawn(self, argv: list[str], *, stdout: Stream = None, stderr: Stream = None,
+              text: Literal[False] = False) -> subprocess.Popen[bytes]: ...
+
+    def spawn(self, argv: list[str], *, stdout: Stream = None, stderr: Stream = None,
+              text: bool = False) -> subprocess.Popen[str] | subprocess.Popen[bytes]:
         """Start a background process inside the machine; its pid goes into the lab state.
 
         Teardown kills it with everything else in the machine's namespaces.
         """
         env = {**os.environ, **MACHINE_ENV}
-        proc = subprocess.Popen([*self.prefix(), *argv], env=env, cwd="/", **popen)
+        proc = subprocess.Popen([*self.prefix(), *argv], env=env, cwd="/", stdout=stdout,
+                                stderr=stderr, text=text)
         state = LabState.load(self.lab)
         if state is not None:
             state.record(pids=[{"pid": proc.pid, "machine": self.name, "argv": argv}])

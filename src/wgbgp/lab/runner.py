@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import TypeVar
 
 from ..apply import ApplyResult, Executor, remote_keygen
 from ..apply.parallel import apply_many
@@ -189,7 +190,7 @@ class Convergence:
         return not self.missing
 
 
-def convergence(executors: dict[str, Executor], plans: dict[str, Plan]) -> Convergence:
+def convergence(executors: Mapping[str, Executor], plans: Mapping[str, Plan]) -> Convergence:
     """Every configured session Established, every expected prefix installed by BGP?"""
     speakers = {n: p for n, p in plans.items() if p.bgp is not None}
     seen = _parallel({n: executors[n] for n in speakers},
@@ -197,7 +198,7 @@ def convergence(executors: dict[str, Executor], plans: dict[str, Plan]) -> Conve
     c = Convergence()
     for name, plan in speakers.items():
         neighbours, routes = seen[name]
-        for s in plan.bgp.sessions:
+        for s in plan.bgp.sessions if plan.bgp else ():
             c.sessions += 1
             state = neighbours.get(str(s.peer_address), "absent")
             if state == "Established":
@@ -257,7 +258,8 @@ def kernel_routes(x: Executor, proto: str) -> set[str]:
     return out
 
 
-def wait_converged(executors: dict[str, Executor], plans: dict[str, Plan], *, timeout: float,
+def wait_converged(executors: Mapping[str, Executor], plans: Mapping[str, Plan], *,
+                   timeout: float,
                    progress: Progress = lambda _msg: None) -> tuple[int, int]:
     """Poll until converged; LabError naming what is missing when `timeout` runs out."""
     deadline = time.monotonic() + timeout
@@ -277,7 +279,11 @@ def wait_converged(executors: dict[str, Executor], plans: dict[str, Plan], *, ti
         time.sleep(0.2)
 
 
-def _parallel(executors: dict[str, Executor], fn: Callable[[str, Executor], object]) -> dict:
+_T = TypeVar("_T")
+
+
+def _parallel(executors: Mapping[str, Executor],
+              fn: Callable[[str, Executor], _T]) -> dict[str, _T]:
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(executors)))) as pool:
         futures = {n: pool.submit(fn, n, x) for n, x in executors.items()}
         return {n: f.result() for n, f in futures.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -49,7 +50,7 @@ def run_selftest(lab: Lab) -> list[Assertion]:
     return results
 
 
-def sessions_established(executors: dict[str, Executor], plans: dict[str, Plan]) -> Assertion:
+def sessions_established(executors: Mapping[str, Executor], plans: dict[str, Plan]) -> Assertion:
     c = convergence(executors, plans)
     missing = [m for m in c.missing if "session" in m]
     return Assertion("every configured BGP session is Established", not missing,
@@ -68,12 +69,15 @@ def _source(plan: Plan, version: int = 4) -> str:
     return str((own or tunnel.addresses[0]).ip)
 
 
-def reachability(executors: dict[str, Executor], plans: dict[str, Plan]) -> tuple[Assertion, int]:
+def reachability(executors: Mapping[str, Executor], plans: dict[str, Plan]
+                 ) -> tuple[Assertion, int]:
     """Ping every announced prefix from every other client, sourced from its own prefix."""
-    clients = [n for n, p in plans.items() if p.role == "client" and p.bgp is not None]
+    # Each client that speaks BGP, with what it announces.
+    originated = {n: p.bgp.originate for n, p in plans.items()
+                  if p.role == "client" and p.bgp is not None}
     probes = [(a, b, dst.split("/")[0])
-              for a in clients for b in clients if a != b
-              for dst in announced_addresses(plans[b].bgp.originate)]
+              for a in originated for b, prefixes in originated.items() if a != b
+              for dst in announced_addresses(prefixes)]
 
     def ping(probe: tuple[str, str, str]) -> bool:
         a, _, dst = probe
@@ -115,7 +119,7 @@ def _meta_key(expr: dict) -> str | None:
     return expr.get("match", {}).get("left", {}).get("meta", {}).get("key")
 
 
-def crosses_hub(executors: dict[str, Executor], hubs: list[str], before: dict[str, int],
+def crosses_hub(executors: Mapping[str, Executor], hubs: list[str], before: dict[str, int],
                 pings: int) -> Assertion:
     after = {h: hub_forwarded_packets(executors[h]) for h in hubs}
     forwarded = sum(after[h] - before[h] for h in hubs)
@@ -124,7 +128,7 @@ def crosses_hub(executors: dict[str, Executor], hubs: list[str], before: dict[st
                      f"hub forwarded {forwarded} packets between tunnels for {pings} pings")
 
 
-def cgnat_refuses_inbound(lab: Lab, executors: dict[str, Executor],
+def cgnat_refuses_inbound(lab: Lab, executors: Mapping[str, Executor],
                           plans: dict[str, Plan]) -> list[Assertion]:
     """From the Internet, a client is unreachable: by its address, and through its NAT mapping."""
     inet = lab.netns_executor("inet")

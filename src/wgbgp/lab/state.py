@@ -139,7 +139,7 @@ def list_labs() -> list[str]:
 def is_running(lab: str) -> bool:
     """True when the lab's state exists and at least one of its namespaces is alive."""
     state = LabState.load(lab)
-    return bool(state) and any((NETNS_DIR / ns).exists() for ns in state.namespaces)
+    return state is not None and any((NETNS_DIR / ns).exists() for ns in state.namespaces)
 
 
 @dataclass

@@ -176,12 +176,13 @@ def allocate6(topology: Topology) -> dict[str, IPv6Address]:
     return _home(topology, 6)
 
 
-def plane_addresses(topology: Topology, version: int = 4) -> dict[str, dict[str, object]]:
+def plane_addresses(topology: Topology, version: int = 4
+                    ) -> dict[str, dict[str, IPv4Address | IPv6Address]]:
     """Per hub, the address of every machine on its plane in one family: the hub itself,
     then every node ({} per hub without that overlay)."""
     numbers = host_numbers(topology, version)
     home = _home(topology, version)
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, dict[str, IPv4Address | IPv6Address]] = {}
     for hub, overlay in hub_overlays(topology, version).items():
         if overlay is None:
             out[hub] = {}

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from . import schema
 from .issues import Issue, Loc, TopologyError
@@ -174,7 +175,7 @@ _HINTS = {
 
 
 def _hint(loc: Loc) -> str:
-    name = next((p for p in reversed(loc) if isinstance(p, str)), None)
+    name = next((p for p in reversed(loc) if isinstance(p, str)), "")
     if loc and loc[0] == "peerings":
         name = "peerings"
     return _HINTS.get(name, "see the commented starter written by `wgbgp init`")
@@ -183,7 +184,8 @@ def _hint(loc: Loc) -> str:
 def _bounds_fix(loc: Loc) -> str:
     """'use a value from LO to HI' for a bounded number field, from the schema itself."""
     model = _model_at(loc)
-    field = model.model_fields.get(loc[-1]) if model and loc else None
+    field = model.model_fields.get(loc[-1]) if model and loc and isinstance(loc[-1], str) \
+        else None
     if field is None:
         return ""
     lo = next((getattr(m, "ge", None) for m in field.metadata if hasattr(m, "ge")), None)
@@ -196,12 +198,12 @@ def _bounds_fix(loc: Loc) -> str:
     return fix
 
 
-def _friendly(err: dict, loc: Loc) -> tuple[str, str]:
+def _friendly(err: ErrorDetails, loc: Loc) -> tuple[str, str]:
     message, fix = _describe(err, loc)
     return message, fix or _hint(loc)
 
 
-def _describe(err: dict, loc: Loc) -> tuple[str, str]:
+def _describe(err: ErrorDetails, loc: Loc) -> tuple[str, str]:
     kind = err["type"]
     value = err.get("input")
     shown = f"{value!r} " if value is not None and not isinstance(value, dict | list) else ""
@@ -232,7 +234,7 @@ def _describe(err: dict, loc: Loc) -> tuple[str, str]:
     return f"{shown}{err['msg'].lower()}".strip(), ""
 
 
-def _error_loc(err: dict, data: Any) -> Loc:
+def _error_loc(err: ErrorDetails, data: Any) -> Loc:
     """The error's path in the document, without pydantic's markers such as '[key]'.
 
     A part is kept when it names a key or index that exists in the data (a user's key
@@ -360,11 +362,11 @@ def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
             "delete it; save the file as plain UTF-8 text", file, line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark else None
+        mark_line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise TopologyError([Issue("error", _last_path(text), f"YAML syntax error: {problem}",
                                    "check indentation and quoting around that line",
-                                   file, line)]) from None
+                                   file, mark_line)]) from None
     if not isinstance(data, dict):
         raise TopologyError([Issue("error", (), "the file is not a YAML mapping",
                                    "start from `wgbgp init`", file, 1)])

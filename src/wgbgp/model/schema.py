@@ -383,3 +383,8 @@ class Topology(Section):
     # Pairs of node names; left out, every pair of clients peers.
     peerings: list[tuple[NodeName, NodeName]] | None = None
     lab: Lab | None = None
+
+    def machine(self, name: str) -> Hub | Node:
+        """The hub or node called `name` (validation keeps hub and node names apart);
+        KeyError when there is neither."""
+        return self.hubs[name] if name in self.hubs else self.nodes[name]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Literal
 
 from ..compile.plan import BgpSession, Plan, Tunnel, TunnelPeer
@@ -159,8 +159,19 @@ def _age(seconds: float | None) -> str:
     return f"{s // 3600} h ago"
 
 
-def _nets(nets: Iterable[IPv4Network]) -> str:
+def _nets(nets: Iterable[IPv4Network | IPv6Network]) -> str:
     return ", ".join(str(n) for n in nets)
+
+
+def _inside(address: str | None, prefix: IPv4Network | IPv6Network) -> bool:
+    """Whether `address` (text, as a probe names it) lies in `prefix`; False when it is not
+    an address. A containment test: never walks the prefix's addresses."""
+    if not address:
+        return False
+    try:
+        return ip_address(address) in prefix
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -240,7 +251,7 @@ class _Doctor:
         self.machine_fault: dict[str, Check] = {}
         # AllowedIPs findings by (machine, peer): (missing tunnel-level, missing prefixes)
         self.narrow: dict[tuple[str, str], Check] = {}
-        self.narrow_missing: dict[tuple[str, str], list[IPv4Network]] = {}
+        self.narrow_missing: dict[tuple[str, str], list[IPv4Network | IPv6Network]] = {}
         self.policy_fault: dict[tuple[str, str, str], Check] = {}  # (machine, peer, in|out)
         self.route_fault: dict[tuple[str, str], Check] = {}  # (machine, prefix)
         self.mtu_fault: dict[str, Check] = {}  # client -> its path to the hub
@@ -276,6 +287,12 @@ class _Doctor:
 
     def observed(self, machine: str) -> bool:
         return machine in self.st and machine not in self.machine_fault
+
+    def neighbor(self, machine: str, address: str) -> BgpNeighbor | None:
+        """The machine's live BGP neighbour at `address` (None: no such neighbour, or no
+        BGP view of the machine)."""
+        bgp = self.st[machine].bgp
+        return bgp.neighbor(address) if bgp else None
 
     def probe(self, machine: str, purpose: str, target_machine: str | None = None
               ) -> ProbeResult | None:
@@ -313,7 +330,8 @@ class _Doctor:
             return iface.peer(want), "key"
         addr = self.exp.tunnel_address(client, tunnel.interface)
         for p in iface.peers:
-            if addr and covers(p.allowed_ips, IPv4Network(f"{addr}/32")):
+            # The tunnel address alone: a /32, or a /128 in an IPv6 overlay.
+            if addr and covers(p.allowed_ips, ip_network(addr)):
                 return p, "allowed-ips"
         return None, ""
 
@@ -657,15 +675,16 @@ class _Doctor:
 
     def _hub_ping_cause(self, c: str, hub: str, tunnel: Tunnel) -> Check | None:
         """A configuration fact that keeps the hub's tunnel address from answering `c`."""
-        for key in (("WG_ADDRESS_MISSING", c, f"interface {tunnel.interface}"),
-                    ("WG_ADDRESS_MISSING", hub, f"interface {tunnel.interface}")):
-            if key in self._seen:
-                return self._seen[key]
+        for seen in (("WG_ADDRESS_MISSING", c, f"interface {tunnel.interface}"),
+                     ("WG_ADDRESS_MISSING", hub, f"interface {tunnel.interface}")):
+            if seen in self._seen:
+                return self._seen[seen]
         hub_addr = str(self.exp.tunnel_address(hub, tunnel.interface))
         own_addr = str(self.exp.tunnel_address(c, tunnel.interface))
         for key in ((c, hub), (hub, c)):
             nar = self.narrow.get(key)
-            if nar and any(n.prefixlen == 32 and str(n.network_address) in (hub_addr, own_addr)
+            if nar and any(n.prefixlen == n.max_prefixlen
+                           and str(n.network_address) in (hub_addr, own_addr)
                            for n in self.narrow_missing[key]):
                 return nar
         return None
@@ -885,8 +904,7 @@ class _Doctor:
             daemon = self.machine_fault.get(x + "/bgp")
             if daemon:
                 self.session_fault[pair] = daemon
-        neighbors = {x: (self.st[x].bgp.neighbor(str(s.peer_address))
-                         if self.st[x].bgp else None) for x, _, s in sides}
+        neighbors = {x: self.neighbor(x, str(s.peer_address)) for x, _, s in sides}
         # Configuration facts first: they are the root cause when the session is down.
         for x, y, s in sides:
             if x + "/bgp" in self.machine_fault:
@@ -965,11 +983,12 @@ class _Doctor:
                 ev.append(f"{x}: last notification: {n.last_notification}")
         note = (n.last_notification or "") if n else ""
         if "bad peer as" in note.lower():
+            own = self.plans[x].bgp
             return self.add(
                 "ASN_MISMATCH", x, subject, "fail",
                 f"{x} and {y} disagree about AS numbers: the OPEN was rejected with Bad "
                 f"Peer AS", ev,
-                f"{x} is AS {self.plans[x].bgp.asn if self.plans[x].bgp else '?'} and "
+                f"{x} is AS {own.asn if own else '?'} and "
                 f"expects {y} as AS {s.peer_asn}; on {y}, check "
                 + ("`local ... as` and `neighbor ... as`" if self.daemon(y).bird
                    else "`router bgp` and `neighbor ... remote-as`")
@@ -997,8 +1016,7 @@ class _Doctor:
                     f"on {y} (and {self.hub_for(s)}): allow TCP port 179 between the tunnel "
                     f"addresses in the firewall")
         if y in self.plans and self.observed(y):
-            m = self.st[y].bgp.neighbor(str(self.exp.tunnel_address(x))) if self.st[y].bgp \
-                else None
+            m = self.neighbor(y, str(self.exp.tunnel_address(x)))
             if m is not None:
                 ev.append(f"{y}: {m.address} state {m.state}")
         suspect = self.keepalive_suspect((x, y), f"{x}: session with {y} is "
@@ -1121,7 +1139,8 @@ class _Doctor:
         for d, _, _ in missing:
             self.policy_fault[(c, s.peer, d)] = check
 
-    def _not_received_fix(self, c: str, s: BgpSession, prefix) -> str:
+    def _not_received_fix(self, c: str, s: BgpSession,
+                          prefix: IPv4Network | IPv6Network) -> str:
         v6 = prefix.version == 6
         if self.daemon(s.peer).bird:
             there = (f"it must originate {prefix} (a static `route {prefix} blackhole;`) and "
@@ -1211,9 +1230,9 @@ class _Doctor:
         pair = frozenset((c, s.peer))
         cause = (self.path_fault.get(pair) or self.session_fault.get(pair)
                  or self.data_fault.get(pair))
-        target_prefix = next((p for p in s.accept if ping.spec.target in map(str, p)), None)
+        target_prefix = next((p for p in s.accept if _inside(ping.spec.target, p)), None)
         source_prefix = next((p for p in self.exp.announced(c)
-                              if ping.spec.source in map(str, p)), None)
+                              if _inside(ping.spec.source, p)), None)
         if cause is None and target_prefix is not None:
             cause = self.route_fault.get((c, str(target_prefix)))
         if cause is None and source_prefix is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from ..apply.executor import Executor
 from ..compile.plan import Plan
@@ -88,11 +88,16 @@ def _named(status: MachineStatus, machine: str) -> MachineStatus:
     return MachineStatus(**{**status.__dict__, "machine": machine})
 
 
-def _own_source(status: MachineStatus | None, prefixes: tuple[IPv4Network, ...]) -> str | None:
-    """An address of this machine inside one of its announced prefixes (ping's source)."""
+def _own_source(status: MachineStatus | None,
+                prefixes: tuple[IPv4Network | IPv6Network, ...],
+                version: int | None = None) -> str | None:
+    """An address of this machine inside one of its announced prefixes (ping's source),
+    of one address family when `version` is given."""
     if status is None:
         return None
     for prefix in prefixes:
+        if version is not None and prefix.version != version:
+            continue
         for a in status.addresses:
             if a.address.ip in prefix:
                 return str(a.address.ip)
@@ -100,14 +105,18 @@ def _own_source(status: MachineStatus | None, prefixes: tuple[IPv4Network, ...])
 
 
 def _announced_target(expected: Expected, peer: str,
-                      statuses: Mapping[str, MachineStatus]) -> str | None:
-    """An address that should answer inside the peer's announced prefixes."""
-    prefixes = expected.announced(peer)
+                      statuses: Mapping[str, MachineStatus],
+                      version: int | None = None) -> str | None:
+    """An address that should answer inside the peer's announced prefixes (of one address
+    family when `version` is given)."""
+    prefixes = tuple(p for p in expected.announced(peer) if version in (None, p.version))
     local = _own_source(statuses.get(peer), prefixes)
     if local:
         return local
-    # Without a view of the peer, only a /32 names a host that must exist.
-    return next((str(p.network_address) for p in prefixes if p.prefixlen == 32), None)
+    # Without a view of the peer, only a single-address prefix (/32, /128) names a host
+    # that must exist.
+    return next((str(p.network_address) for p in prefixes
+                 if p.prefixlen == p.max_prefixlen), None)
 
 
 def plan_probes(plans: Mapping[str, Plan], statuses: Mapping[str, MachineStatus],
@@ -140,7 +149,7 @@ def plan_probes(plans: Mapping[str, Plan], statuses: Mapping[str, MachineStatus]
             specs.append(ProbeSpec(machine, "ping", "peer", str(s.peer_address), s.peer))
             specs.append(ProbeSpec(machine, "ping", "mtu", str(s.peer_address), s.peer,
                                    size=full, df=True))
-    own = _own_source(status, expected.announced(machine))
+    mine = expected.announced(machine)
     for s in expected.sessions(machine):
         neighbor = status.bgp.neighbor(str(s.peer_address)) if status.bgp else None
         if neighbor is None or not neighbor.established:
@@ -148,10 +157,25 @@ def plan_probes(plans: Mapping[str, Plan], statuses: Mapping[str, MachineStatus]
             # port 179 proves nothing new and might disturb it.
             specs.append(ProbeSpec(machine, "tcp", "bgp", str(s.peer_address), s.peer,
                                    port=179))
-        target = _announced_target(expected, s.peer, statuses)
-        if own and target:
+        pair = _announced_pair(expected, status, mine, s.peer, statuses)
+        if pair:
+            own, target = pair
             specs.append(ProbeSpec(machine, "ping", "announced", target, s.peer, source=own))
     return specs
+
+
+def _announced_pair(expected: Expected, status: MachineStatus,
+                    mine: tuple[IPv4Network | IPv6Network, ...], peer: str,
+                    statuses: Mapping[str, MachineStatus]) -> tuple[str, str] | None:
+    """(source, target) for pinging from one of our announced addresses to one of the
+    peer's, both of one address family (ping cannot cross families): the family of the
+    peer's first announced prefix that has both, else None."""
+    for version in dict.fromkeys(p.version for p in expected.announced(peer)):
+        own = _own_source(status, mine, version)
+        target = _announced_target(expected, peer, statuses, version) if own else None
+        if own and target:
+            return own, target
+    return None
 
 
 def mtu_search(run: Callable[[ProbeSpec], ProbeResult], failed: ProbeSpec) -> list[ProbeResult]:
