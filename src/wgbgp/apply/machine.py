@@ -165,7 +165,11 @@ class ApplyResult:
         back = ("; previous configuration restored" if self.rolled_back else
                 "; ROLLBACK INCOMPLETE: " + "; ".join(self.rollback_errors)
                 if self.rolled_back is False else "; nothing was changed")
-        return f"{self.machine}: FAILED at step {self.failed_step}: {self.error}{back}"
+        # One line names the step, the cause and what became of the machine; a long cause
+        # (e.g. FRR's output) continues on indented lines below it.
+        first, *rest = (self.error or "failed").splitlines() or ["failed"]
+        return "\n".join([f"{self.machine}: FAILED at step {self.failed_step}: {first}{back}",
+                          *(f"    {line}" for line in rest)])
 
     def to_dict(self) -> dict:
         return {

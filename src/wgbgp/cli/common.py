@@ -21,10 +21,14 @@ from rich.markup import escape
 
 from ..model import Issue, Topology, TopologyError, parse
 
-try:  # typer >= 0.20 vendors click; before, it used click itself
+from typer.core import TyperGroup
+
+try:  # this typer vendors click (typer._click); older ones used click itself
+    from typer._click.core import Context
+    from typer._click.exceptions import UsageError
     from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover
-    from click import get_current_context  # type: ignore[no-redef]
+    from click import Context, UsageError, get_current_context  # type: ignore[assignment]
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -128,3 +132,33 @@ def read_topology(path: Path, *, as_json: bool | None = None
 
 def emit_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+ARGV_KEY = "wgbgp.argv"
+
+
+class JsonErrorsGroup(TyperGroup):
+    """The root command group: a usage error (missing argument, bad option value) of a
+    command given --json is also reported as JSON on stdout, like every other error."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(ARGV_KEY, list(args))
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            argv: list[str] = ctx.meta.get(ARGV_KEY, [])
+            options = argv[:argv.index("--")] if "--" in argv else argv
+            if "--json" in options:
+                command = exc.ctx.command_path if exc.ctx is not None else None
+                emit_errors([error_json(exc.format_message(), kind="usage",
+                                        command=command)])
+            raise  # typer prints the human message on stderr and exits 2
+
+
+# Help as plain text: typer's rich panels print every option's type, flags included
+# (`--json <bool>`), which reads as if the flag took a value. Plain help shows flags as
+# flags (`--json`) and options with values as `--node <str>`.
+HELP_MARKUP = None

@@ -16,9 +16,10 @@ from ..lab.spec import LabSpecError
 from ..lab.state import LabExists, teardown
 from ..model.examples import classic_text
 from ..model.load import parse
-from .common import EXIT_BAD_INPUT, emit_json, err, fail, out, read_topology
+from .common import EXIT_BAD_INPUT, HELP_MARKUP, emit_json, err, fail, out, read_topology
 
 app = typer.Typer(help="Build the network on this machine: namespaces, CG-NAT, real daemons.",
+                  rich_markup_mode=HELP_MARKUP,
                   no_args_is_help=True)
 
 NAME_HELP = "Lab name (default: the network's name; for other commands, the only running lab)."
