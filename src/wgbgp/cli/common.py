@@ -18,10 +18,10 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from ..model import Issue, Topology, TopologyError, parse
-
-from typer.core import TyperGroup
+from ..words import plural
 
 try:  # this typer vendors click (typer._click); older ones used click itself
     from typer._click.core import Context
@@ -30,17 +30,13 @@ try:  # this typer vendors click (typer._click); older ones used click itself
 except ImportError:  # pragma: no cover
     from click import Context, UsageError, get_current_context  # type: ignore[assignment]
 
+
 EXIT_OK, EXIT_UNHEALTHY, EXIT_BAD_INPUT = 0, 1, 2
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JSON_PARAM = "as_json"  # every command's --json option is this parameter
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """`1 warning`, `2 warnings`, `0 warnings`; `many` for irregular plurals."""
-    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def version() -> str:

@@ -29,6 +29,7 @@ from .common import (
     err,
     fail,
     out,
+    plural,
     read_topology,
 )
 
@@ -203,9 +204,9 @@ def print_report(report: Report, show_all: bool = False) -> None:
     seen = ", ".join(report.machines) or "none"
     extra = f"; not inspected: {', '.join(report.unobserved)}" if report.unobserved else ""
     verdict = "[green]healthy[/]" if report.healthy else "[bold red]problems found[/]"
-    n = len(report.checks)
-    out.print(f"{verdict}: {n} check{'s' if n != 1 else ''} on {seen}{extra} "
-              f"({counts['ok']} ok, {counts['fail']} failed, {counts['warn']} warnings, "
+    out.print(f"{verdict}: {plural(len(report.checks), 'check')} on {seen}{extra} "
+              f"({counts['ok']} ok, {counts['fail']} failed, "
+              f"{plural(counts['warn'], 'warning')}, "
               f"{counts['skip']} skipped as consequences)", markup=True)
 
 
