@@ -18,18 +18,15 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+# This typer vendors click as typer._click; typer itself exports none of these.
+from typer._click.core import Context
+from typer._click.exceptions import UsageError
+from typer._click.globals import get_current_context
 from typer.core import TyperGroup
 
 from ..model import Issue, Topology, TopologyError, parse
 from ..words import plural
-
-try:  # this typer vendors click (typer._click); older ones used click itself
-    from typer._click.core import Context
-    from typer._click.exceptions import UsageError
-    from typer._click.globals import get_current_context
-except ImportError:  # pragma: no cover
-    from click import Context, UsageError, get_current_context  # type: ignore[assignment]
-
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_BAD_INPUT = 0, 1, 2
 
