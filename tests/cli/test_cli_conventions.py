@@ -223,6 +223,17 @@ def test_unreachable_machine_is_a_json_error_naming_machine_and_step(unreachable
         assert set(json.loads(result.stdout)["machines"]) == {"vps", "n1"}
 
 
+def test_status_of_an_unreachable_machine_is_an_error_not_an_empty_status(unreachable):
+    result = run("status", unreachable, "--node", "n1", "--ssh", "--json")
+    assert result.exit_code == 1, result.output
+    (error,) = _json_errors(result)
+    assert error["machine"] == "n1" and error["step"] == "connect"
+    assert "cannot connect to root@127.0.0.1" in error["message"]
+    assert "cannot reach n1" in result.stderr
+    plain = run("status", unreachable, "--node", "n1", "--ssh")
+    assert plain.exit_code == 1 and plain.stdout == ""
+
+
 # --- check --json --strict -------------------------------------------------------------
 
 def test_check_json_strict_ok_follows_the_exit_code(tmp_path):
