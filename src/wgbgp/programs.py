@@ -66,7 +66,7 @@ _PROGRAMS: list[Program] = [
     *_all("grep", "machine", "grep"),
     *_all("mawk", "machine", "awk"),
     *_all("dash", "machine", "sh", "/bin/sh"),
-    *_all("bash", "machine", "bash"),
+    *_all("bash", "machine", "bash", "/bin/bash"),
     *_all("util-linux", "lab", "nsenter", "unshare", "findmnt"),
     *_all("mount", "lab", "mount", "umount"),
     *_all("openssh-server", "lab", "/usr/sbin/sshd"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,16 +28,46 @@ class CommandResult:
         return self.returncode == 0
 
 
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
+_LONG_ARG = 40
+
+
+def short_command(argv: Sequence[str]) -> str:
+    """A command as an error message shows it: program and first argument, no script body.
+
+    `sh -c SCRIPT NAME ARGS` -> `sh -c ... NAME` (NAME, the script's $0, says which script);
+    `vtysh -c 'show bgp summary json'` -> `vtysh -c ...`; a long or multi-line first
+    argument is elided too."""
+    if not argv:
+        return "(no command)"
+    program = argv[0]
+    if os.path.basename(program) in SHELLS and len(argv) > 2 and argv[1] == "-c":
+        return f"{program} -c ..." + (f" {argv[3]}" if len(argv) > 3 else "")
+    parts = [program]
+    if len(argv) > 1:
+        first = argv[1]
+        parts.append("..." if "\n" in first or len(first) > _LONG_ARG else first)
+    if len(argv) > 2:
+        parts.append("...")
+    return " ".join(parts)
+
+
 class CommandFailed(Exception):
-    """A command exited non-zero where success was required."""
+    """A command exited non-zero where success was required.
+
+    Its message is one line: the command in short (`short_command`), the machine and the
+    cause (the last line of the command's stderr, or its exit code)."""
 
     def __init__(self, result: CommandResult, machine: str = "") -> None:
         self.result = result
         self.machine = machine
         where = f" on {machine}" if machine else ""
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        tail = detail[-1] if detail else f"exit code {result.returncode}"
-        super().__init__(f"`{' '.join(result.argv)}` failed{where}: {tail}")
+        detail = [line for line in (result.stderr or result.stdout).strip().splitlines()
+                  if line.strip()]
+        tail = detail[-1].strip() if detail else f"exit code {result.returncode}"
+        # Quoted with '', not backticks: mask_output hides backticked text (wg quotes a
+        # broken key in backticks), and the command never holds a secret.
+        super().__init__(f"'{short_command(result.argv)}' failed{where}: {tail}")
 
 
 class Executor(Protocol):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..render import RenderedFile
+from ..words import plural
 from .changes import (
     FRR_DAEMONS,
     ChangeSet,
@@ -165,7 +166,11 @@ class ApplyResult:
         back = ("; previous configuration restored" if self.rolled_back else
                 "; ROLLBACK INCOMPLETE: " + "; ".join(self.rollback_errors)
                 if self.rolled_back is False else "; nothing was changed")
-        return f"{self.machine}: FAILED at step {self.failed_step}: {self.error}{back}"
+        # One line names the step, the cause and what became of the machine; a long cause
+        # (e.g. FRR's output) continues on indented lines below it.
+        first, *rest = (self.error or "failed").splitlines() or ["failed"]
+        return "\n".join([f"{self.machine}: FAILED at step {self.failed_step}: {first}{back}",
+                          *(f"    {line}" for line in rest)])
 
     def to_dict(self) -> dict:
         return {
@@ -291,7 +296,7 @@ class _Runner:
                   input=_b64_lines([c.new_text for c in files]), check=False)
         if not res.ok:
             raise StepFailed(mask_output(res.stdout.strip() or res.stderr.strip()))
-        return f"{len(files)} file(s) accepted by their tools", None
+        return f"{plural(len(files), 'file')} accepted by their tools", None
 
     def write(self, step: Step) -> tuple[str, Callable[[], None]]:
         files: list[FileChange] = step.params["files"]
@@ -405,8 +410,8 @@ class _Runner:
                               "prefixes newly allowed in may arrive only after a session reset")
         if delta.empty:
             return "running config already matches: nothing reloaded", self._undo_reload
-        return ("frr-reload.py applied " + f"{len(delta.delete)} deletion(s), "
-                f"{len(delta.add)} addition(s)\n" + delta.text()), self._undo_reload
+        return (f"frr-reload.py applied {plural(len(delta.delete), 'deletion')}, "
+                f"{plural(len(delta.add), 'addition')}\n" + delta.text()), self._undo_reload
 
     def frr_restart(self, step: Step) -> tuple[str, Callable[[], None]]:
         argv = _frr_service(self.state, "restart")

@@ -8,12 +8,24 @@ from pathlib import Path
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from ..apply.changes import mask_output
 from ..apply.executor import Executor
+from ..apply.machine import ApplyResult
 from ..apply.parallel import apply_many, down_many, plan_many
 from ..apply.targets import NoRoute, SshOptions, machine_executors
 from ..model import Topology
 from ..render import RenderedFile
-from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
+from .common import (
+    EXIT_UNHEALTHY,
+    emit_json,
+    err,
+    error_json,
+    fail,
+    out,
+    plural,
+    print_issues,
+    read_topology,
+)
 from .topology import render_all
 
 NODE_HELP = "Machine to act on (repeatable)."
@@ -90,8 +102,7 @@ def apply(
 
         results = apply_many(jobs, progress=report)
     if as_json:
-        emit_json({"ok": all(r.ok for r in results.values()),
-                   "machines": {n: r.to_dict() for n, r in results.items()}})
+        _emit_results(results)
     else:
         for r in results.values():
             style = "green" if r.ok else "red"
@@ -100,6 +111,18 @@ def apply(
                 out.print(f"    note: {note}", markup=False)
     if not all(r.ok for r in results.values()):
         raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def _emit_results(results: dict[str, ApplyResult]) -> None:
+    """--json for apply and down: every machine's result, and the failures as errors (also
+    told on stderr)."""
+    errors = [error_json(r.error or "failed", machine=n, step=r.failed_step)
+              for n, r in results.items() if not r.ok]
+    for r in results.values():
+        if not r.ok:
+            err.print(f"error: {r.summary()}", markup=False)
+    emit_json({"ok": not errors, "machines": {n: r.to_dict() for n, r in results.items()},
+               "errors": errors})
 
 
 def plan(
@@ -111,18 +134,33 @@ def plan(
     known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
     netns: Path | None = NETNS,
 ) -> None:
-    """What apply would change on each machine, as a diff (secrets masked)."""
+    """What apply would change on each machine, as a diff (secrets masked).
+
+    Exit 0 when apply could run on every machine (with changes or none), 1 when it cannot
+    on some machine (unreachable, probe failed, preflight: missing tools...), 2 bad input.
+    """
     jobs = _targets(topology, node, everyone, local, _ssh_options(known_hosts, identity, netns))
     plans = plan_many(jobs)
-    failed = {n: p for n, p in plans.items() if isinstance(p, Exception)}
+    errors = [error_json(mask_output(str(p)), machine=n, step="probe")
+              if isinstance(p, Exception) else
+              error_json(f"cannot apply: {problem}", machine=n, step="preflight")
+              for n, p in plans.items()
+              for problem in ([None] if isinstance(p, Exception) else p.problems)]
     if as_json:
-        emit_json({n: ({"error": str(p)} if isinstance(p, Exception) else p.to_dict())
-                   for n, p in plans.items()})
+        for e in errors:
+            err.print(f"error: {e['machine']}: {e['message']}", markup=False)
+        emit_json({"ok": not errors, "errors": errors, "machines": {
+            n: ({"machine": n, "error": mask_output(str(p))} if isinstance(p, Exception)
+                else p.to_dict()) for n, p in plans.items()}})
     else:
         for n, p in plans.items():
-            out.print(f"== {n}: cannot plan: {p}" if isinstance(p, Exception) else
-                      p.describe(), markup=False, end="")
-    if failed:
+            out.print(f"== {n}: cannot plan: {mask_output(str(p))}\n"
+                      if isinstance(p, Exception) else p.describe(), markup=False, end="")
+        if errors:
+            err.print(f"cannot apply on {plural(len({e['machine'] for e in errors}), 'machine')}"
+                      f": {', '.join(dict.fromkeys(e['machine'] for e in errors))}",
+                      markup=False)
+    if errors:
         raise typer.Exit(EXIT_UNHEALTHY)
 
 
@@ -140,7 +178,7 @@ def down(
                     keys=False)
     results = down_many(jobs)
     if as_json:
-        emit_json({n: r.to_dict() for n, r in results.items()})
+        _emit_results(results)
     else:
         for r in results.values():
             out.print(r.summary(), markup=False)

@@ -10,15 +10,32 @@ import typer
 
 from ..compile import Plan
 from ..lab.build import Lab
-from ..lab.runner import LabError, lab_topology_path, require_lab, resolve_name, up
+from ..lab.runner import (
+    LabError,
+    lab_topology_path,
+    require_lab,
+    resolve_name,
+    up,
+    wait_for_convergence,
+)
 from ..lab.selftest import lab_plans, run_selftest
 from ..lab.spec import LabSpecError
 from ..lab.state import LabExists, teardown
 from ..model.examples import classic_text
 from ..model.load import parse
-from .common import EXIT_BAD_INPUT, emit_json, err, fail, out, read_topology
+from .common import (
+    EXIT_BAD_INPUT,
+    HELP_MARKUP,
+    emit_json,
+    err,
+    fail,
+    out,
+    plural,
+    read_topology,
+)
 
 app = typer.Typer(help="Build the network on this machine: namespaces, CG-NAT, real daemons.",
+                  rich_markup_mode=HELP_MARKUP,
                   no_args_is_help=True)
 
 NAME_HELP = "Lab name (default: the network's name; for other commands, the only running lab)."
@@ -54,7 +71,8 @@ def lab_up(
         fail(f"this topology cannot be a lab: {exc}")
     t = report.timings
     if report.ssh is not None:
-        out.print(f"lab {lab_name!r} is up bare: {len(report.ssh.targets)} machines with sshd "
+        out.print(f"lab {lab_name!r} is up bare: {plural(len(report.ssh.targets), 'machine')} "
+              "with sshd "
                   f"on the lab's management network ({t['total']:.2f} s)")
         out.print(f"  topology with ssh targets and the machines' public keys: "
                   f"{report.topology_path}")
@@ -62,8 +80,8 @@ def lab_up(
                   f"{report.topology_path} --all " + " ".join(report.ssh.apply_options()))
         return
     # Each session is counted at both of its ends while converging: report sessions.
-    out.print(f"lab {lab_name!r} is up: {report.sessions // 2} BGP sessions Established, "
-              f"{report.prefixes} routes learned and installed")
+    out.print(f"lab {lab_name!r} is up: {plural(report.sessions // 2, 'BGP session')} "
+              f"Established, {plural(report.prefixes, 'route')} learned and installed")
     out.print(f"  hosts {t['hosts']:.2f} s, keys {t['keys']:.2f} s, apply {t['apply']:.2f} s, "
               f"convergence {t['converge']:.2f} s after apply; total {t['total']:.2f} s")
     out.print(f"  topology with the lab's keys: {report.topology_path}")
@@ -81,8 +99,8 @@ def lab_down(name: str | None = typer.Option(None, "--name", help=NAME_HELP)) ->
             return
         fail(str(exc))
     report = teardown(lab_name)
-    out.print(f"lab {lab_name!r} is down: {len(report.killed)} processes stopped, "
-              f"{len(report.namespaces)} namespaces removed")
+    out.print(f"lab {lab_name!r} is down: {plural(len(report.killed), 'process', 'processes')} "
+              f"stopped, {plural(len(report.namespaces), 'namespace')} removed")
 
 
 @app.command("exec", context_settings={"allow_interspersed_args": False})
@@ -108,18 +126,30 @@ def lab_exec(
 @app.command("test")
 def lab_test(
     name: str | None = typer.Option(None, "--name", help=NAME_HELP),
+    timeout: float = typer.Option(30, "--timeout", min=0, help="Seconds to wait for every "
+                                  "session and route first (right after `apply`)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Assert the lab works: sessions, reachability, real CG-NAT, traffic via the hub."""
+    """Assert the lab works: sessions, reachability, real CG-NAT, traffic via the hub.
+
+    Waits up to --timeout for convergence, says how long it waited, then judges.
+    Exit 0 when every assertion holds, 1 when one fails, 2 bad input.
+    """
     _need_root()
     try:
         lab = require_lab(name)
-    except LabError as exc:
+        plans = lab_plans(lab)
+    except (LabError, OSError) as exc:
         fail(str(exc))
+    waited = wait_for_convergence({n: m.executor() for n, m in lab.machines.items()}, plans,
+                                  timeout=timeout)
+    if not as_json:
+        out.print(waited.describe(), markup=False)
     results = run_selftest(lab)
     ok = all(r.ok for r in results)
     if as_json:
-        emit_json({"lab": lab.name, "ok": ok, "assertions": [r.to_json() for r in results]})
+        emit_json({"lab": lab.name, "ok": ok, "waited": waited.to_json(),
+                   "assertions": [r.to_json() for r in results]})
     else:
         for r in results:
             mark = "[green]PASS[/]" if r.ok else "[red]FAIL[/]"
@@ -158,7 +188,8 @@ def lab_status(
         emit_json({"lab": lab.name, "topology": str(lab_topology_path(lab.name)),
                    "machines": {n: s.to_json(names) for n, s in statuses.items()}})
         return
-    out.print(f"lab {lab.name!r}: {len(statuses)} machines; topology {lab_topology_path(lab.name)}")
+    out.print(f"lab {lab.name!r}: {plural(len(statuses), 'machine')}; "
+              f"topology {lab_topology_path(lab.name)}")
     for s in statuses.values():
         out.print(status_tables(s, names))
 

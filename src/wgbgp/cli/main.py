@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import apply, keys, lab, observe, rotate, topology
+from .common import HELP_MARKUP, JsonErrorsGroup, version
 
 app = typer.Typer(
     name="wgbgp",
@@ -12,7 +13,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP,
+    cls=JsonErrorsGroup,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"wgbgp {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", is_eager=True,
+                                      callback=_print_version,
+                                      help="Print wgbgp's version and exit."),
+) -> None:
+    """BGP between machines behind CG-NAT, over WireGuard through one public hub."""
+
 
 app.command()(topology.init)
 app.command()(topology.check)
@@ -30,4 +49,4 @@ app.command()(observe.exporter)
 
 
 def main() -> None:
-    app()
+    app(prog_name="wgbgp")

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..apply.executor import Executor, LocalExecutor
+from ..apply.executor import CommandFailed, Executor, LocalExecutor
 from ..apply.targets import NoRoute, SshOptions, machine_executors
 from ..compile import Plan, compile_topology
 from ..observe.doctor import CODES, LAYERS, Report, diagnose
@@ -29,6 +29,7 @@ from .common import (
     err,
     fail,
     out,
+    plural,
     read_topology,
 )
 
@@ -60,6 +61,21 @@ def _identify(plans: dict[str, Plan] | None, node: str | None,
              f"pass --node NAME (one of {', '.join(plans)})")
     err.print(f"this is {found} (recognised by {how})", markup=False)
     return found
+
+
+def _reach(executor: Executor, node: str) -> None:
+    """Connect now, so that an unreachable machine is an error (exit 1), not a status
+    with nothing in it."""
+    connect = getattr(executor, "connect", None)
+    if connect is None:
+        return
+    try:
+        connect()
+    except CommandFailed as exc:
+        cause = exc.result.stderr.strip().splitlines()
+        fail(f"cannot reach {node}: {cause[-1] if cause else exc}",
+             "check its `ssh:` target, that it is up, and --known-hosts/--identity",
+             EXIT_UNHEALTHY, machine=node, step="connect")
 
 
 def _age(seconds: float | None) -> str:
@@ -131,7 +147,10 @@ def status(
     known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
     netns: Path | None = NETNS,
 ) -> None:
-    """Tunnels (endpoint as seen, handshake, bytes), BGP sessions and routes of a machine."""
+    """Tunnels (endpoint as seen, handshake, bytes), BGP sessions and routes of a machine.
+
+    Exit 0 shown, 1 the machine cannot be reached (--ssh), 2 bad input.
+    """
     plans = _plans(topology, as_json)
     executor: Executor = LocalExecutor()
     if ssh:
@@ -145,6 +164,7 @@ def status(
             fail(str(exc))
         if not hasattr(executor, "target"):
             fail(f"{node} has no `ssh:` target in {topology}", "add `ssh: root@HOST` to it")
+        _reach(executor, node)
     name = _identify(plans, node, executor)
     plan = plans[name] if plans and name else None
     names = peer_names(plans)
@@ -203,9 +223,9 @@ def print_report(report: Report, show_all: bool = False) -> None:
     seen = ", ".join(report.machines) or "none"
     extra = f"; not inspected: {', '.join(report.unobserved)}" if report.unobserved else ""
     verdict = "[green]healthy[/]" if report.healthy else "[bold red]problems found[/]"
-    n = len(report.checks)
-    out.print(f"{verdict}: {n} check{'s' if n != 1 else ''} on {seen}{extra} "
-              f"({counts['ok']} ok, {counts['fail']} failed, {counts['warn']} warnings, "
+    out.print(f"{verdict}: {plural(len(report.checks), 'check')} on {seen}{extra} "
+              f"({counts['ok']} ok, {counts['fail']} failed, "
+              f"{plural(counts['warn'], 'warning')}, "
               f"{counts['skip']} skipped as consequences)", markup=True)
 
 

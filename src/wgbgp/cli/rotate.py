@@ -10,9 +10,10 @@ import typer
 from ..apply.executor import Executor, LocalExecutor
 from ..apply.rotate import RotateError, rotate_key
 from ..apply.targets import NoRoute, SshOptions, machine_executors
-from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, read_topology
+from .common import EXIT_UNHEALTHY, HELP_MARKUP, emit_json, err, fail, out, read_topology
 
-app = typer.Typer(help="Manage machines' WireGuard keys.", no_args_is_help=True)
+app = typer.Typer(help="Manage machines' WireGuard keys.", no_args_is_help=True,
+                  rich_markup_mode=HELP_MARKUP)
 
 
 def _executors(topology: Path, node: str, lab: str | None, local: bool,

@@ -14,7 +14,16 @@ from ..model import Issue, Topology
 from ..model.examples import starter_text
 from ..model.keys import InvalidKey, decode_key, public_key
 from ..render import RenderedFile, SecretError, render_machine
-from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
+from .common import (
+    EXIT_UNHEALTHY,
+    emit_json,
+    err,
+    fail,
+    out,
+    plural,
+    print_issues,
+    read_topology,
+)
 
 
 def init(
@@ -63,19 +72,21 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are warnings."),
 ) -> None:
-    """Validate and lint a topology: exit 0 clean, 1 warnings with --strict, 2 errors."""
-    topo, warnings = read_topology(topology, as_json=as_json)
+    """Validate and lint a topology: exit 0 clean, 1 warnings (with --strict), 2 errors."""
+    topo, warnings = read_topology(topology)
     s = summarize(topo)
+    failed = strict and bool(warnings)
     if as_json:
-        emit_json({"ok": True, "summary": s.__dict__, "issues": [w.to_json() for w in warnings]})
+        emit_json({"ok": not failed, "summary": s.__dict__,
+                   "issues": [w.to_json() for w in warnings]})
     else:
         print_issues(warnings)
-        hubs = f"{s.hubs} hub" + ("s" if s.hubs != 1 else "")
         out.print(f"{topology}: network {topo.network.name!r} ({topo.network.mode}) is valid: "
-                  f"{hubs}, {s.nodes} nodes, {s.tunnels} tunnels, {_sessions(s)}, "
-                  f"{s.prefixes} prefixes"
-                  + (f", {len(warnings)} warnings" if warnings else ""))
-    if strict and warnings:
+                  f"{plural(s.hubs, 'hub')}, {plural(s.nodes, 'node')}, "
+                  f"{plural(s.tunnels, 'tunnel')}, {_sessions(s)}, "
+                  f"{plural(s.prefixes, 'prefix', 'prefixes')}"
+                  + (f", {plural(len(warnings), 'warning')}" if warnings else ""))
+    if failed:
         raise typer.Exit(EXIT_UNHEALTHY)
 
 
@@ -83,10 +94,10 @@ def _sessions(s: Summary) -> str:
     """"3 BGP peerings (6 sessions: 3 IPv4, 3 IPv6)"; "3 BGP sessions" when each peering
     has exactly one."""
     if s.bgp_sessions == s.bgp_peerings:
-        return f"{s.bgp_sessions} BGP session" + ("" if s.bgp_sessions == 1 else "s")
+        return plural(s.bgp_sessions, "BGP session")
     by_family = [f"{n} {afi}" for n, afi in ((s.bgp_sessions_ipv4, "IPv4"),
                                               (s.bgp_sessions_ipv6, "IPv6")) if n]
-    return (f"{s.bgp_peerings} BGP peerings ({s.bgp_sessions} sessions"
+    return (f"{plural(s.bgp_peerings, 'BGP peering')} ({plural(s.bgp_sessions, 'session')}"
             + (f": {', '.join(by_family)}" if len(by_family) > 1 else "") + ")")
 
 
@@ -133,8 +144,7 @@ def render_all(
     plans = compile_topology(topo)
     issues = missing_keys(plans, machines)
     if issues:
-        print_issues(issues)
-        fail("cannot render without those public keys")
+        fail("cannot render without those public keys", issues=issues)
     try:
         secrets = read_secrets([plans[m] for m in machines], secrets_base)
     except SecretError as exc:
@@ -186,7 +196,8 @@ def render(
     except OSError as exc:
         fail(f"cannot write under {out_dir}: {exc.strerror} ({exc.filename})",
              "pass --out a directory you can write to")
-    err.print(f"wrote {sum(map(len, rendered.values()))} files for {len(rendered)} machines "
+    err.print(f"wrote {plural(sum(map(len, rendered.values())), 'file')} for "
+              f"{plural(len(rendered), 'machine')} "
               f"under {out_dir}/", markup=False)
 
 

@@ -23,6 +23,7 @@ from ..model import Topology
 from ..observe import bird
 from ..observe.frr import FrrJsonError, parse_neighbors, parse_routes
 from ..render import SecretError, render_machine
+from ..words import plural
 from .build import Lab, build_lab, open_lab
 from .fromtopology import spec_for, to_yaml, with_lab_keys, with_ssh_targets
 from .sshd import SshAccess, start_sshd
@@ -116,8 +117,8 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
     except SecretError as exc:
         raise LabError(f"cannot read a secret the topology names: {exc}") from None
     t0 = time.monotonic()
-    progress(f"building hosts: internet, {len(spec.carriers)} carrier(s), "
-             f"{len(spec.hubs)} hub(s), {len(spec.clients)} client(s)")
+    progress(f"building hosts: internet, {plural(len(spec.carriers), 'carrier')}, "
+             f"{plural(len(spec.hubs), 'hub')}, {plural(len(spec.clients), 'client')}")
     lab = build_lab(spec)
     report = UpReport(name, lab_topology_path(name))
     try:
@@ -258,25 +259,68 @@ def kernel_routes(x: Executor, proto: str) -> set[str]:
     return out
 
 
-def wait_converged(executors: Mapping[str, Executor], plans: Mapping[str, Plan], *,
-                   timeout: float,
-                   progress: Progress = lambda _msg: None) -> tuple[int, int]:
-    """Poll until converged; LabError naming what is missing when `timeout` runs out."""
-    deadline = time.monotonic() + timeout
+@dataclass(frozen=True)
+class Waited:
+    """How a wait for convergence ended: whether it converged, and after how long."""
+
+    converged: bool
+    seconds: float
+    last: Convergence  # the last look: what was still missing, if anything
+
+    def describe(self) -> str:
+        """`converged after 3.1 s` / `not converged after 30 s`."""
+        if self.converged:
+            return f"converged after {self.seconds:.1f} s"
+        return f"not converged after {self.seconds:.0f} s"
+
+    def to_json(self) -> dict[str, object]:
+        """The wait as `lab test --json` reports it."""
+        return {"converged": self.converged, "seconds": round(self.seconds, 2),
+                "missing": list(self.last.missing)}
+
+
+def poll_convergence(look: Callable[[], Convergence], *, timeout: float,
+                     interval: float = 0.5, progress: Progress = lambda _msg: None,
+                     clock: Callable[[], float] = time.monotonic,
+                     sleep: Callable[[float], None] = time.sleep) -> Waited:
+    """Look until converged or `timeout` seconds have passed (at least one look; never
+    sleeps past the deadline); never raises for not converging."""
+    start = clock()
+    deadline = start + timeout
     last = ""
     while True:
-        c = convergence(executors, plans)
+        c = look()
         line = (f"sessions Established {c.sessions_up}/{c.sessions}, "
                 f"prefixes installed {c.prefixes_in}/{c.prefixes}")
         if line != last:
             progress(line)
             last = line
-        if c.done:
-            return c.sessions, c.prefixes
-        if time.monotonic() > deadline:
-            shown = "\n  ".join(c.missing[:20])
-            raise LabError(f"not converged after {timeout:.0f} s:\n  {shown}")
-        time.sleep(0.2)
+        now = clock()
+        if c.done or now >= deadline:
+            return Waited(c.done, now - start, c)
+        sleep(max(0.0, min(interval, deadline - now)))
+
+
+def wait_for_convergence(executors: Mapping[str, Executor], plans: Mapping[str, Plan], *,
+                         timeout: float, interval: float = 0.5,
+                         progress: Progress = lambda _msg: None) -> Waited:
+    """Poll the machines until every session is Established and every expected prefix
+    installed, for at most `timeout` seconds; says how long it waited."""
+    return poll_convergence(lambda: convergence(executors, plans), timeout=timeout,
+                            interval=interval, progress=progress)
+
+
+def wait_converged(executors: Mapping[str, Executor], plans: Mapping[str, Plan], *,
+                   timeout: float,
+                   progress: Progress = lambda _msg: None) -> tuple[int, int]:
+    """Poll until converged; LabError naming what is missing when `timeout` runs out."""
+    waited = wait_for_convergence(executors, plans, timeout=timeout, interval=0.2,
+                                  progress=progress)
+    c = waited.last
+    if not waited.converged:
+        shown = "\n  ".join(c.missing[:20])
+        raise LabError(f"not converged after {timeout:.0f} s:\n  {shown}")
+    return c.sessions, c.prefixes
 
 
 _T = TypeVar("_T")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from ..apply import Executor
 from ..compile import Plan, compile_topology
 from ..model import parse
+from ..words import plural
 from .build import Lab
 from .runner import announced_addresses, convergence, lab_topology_path
 
@@ -90,7 +91,8 @@ def reachability(executors: Mapping[str, Executor], plans: dict[str, Plan]
         outcomes = list(pool.map(ping, probes))
     failed = [f"{a} -> {dst} ({b})"
               for (a, b, dst), ok in zip(probes, outcomes, strict=True) if not ok]
-    detail = f"{len(probes) - len(failed)}/{len(probes)} announced addresses answer"
+    detail = (f"{len(probes) - len(failed)}/{len(probes)} announced "
+              f"{'address answers' if len(probes) == 1 else 'addresses answer'}")
     if failed:
         detail += "; no answer: " + ", ".join(failed[:10])
     return Assertion("every announced prefix is reachable from every other client",
@@ -125,7 +127,8 @@ def crosses_hub(executors: Mapping[str, Executor], hubs: list[str], before: dict
     forwarded = sum(after[h] - before[h] for h in hubs)
     # Each ping is a request and a reply, both forwarded tunnel-to-tunnel by the hub.
     return Assertion("traffic between clients crosses the hub", forwarded >= 2 * pings > 0,
-                     f"hub forwarded {forwarded} packets between tunnels for {pings} pings")
+                     f"hub forwarded {plural(forwarded, 'packet')} between tunnels for "
+                     f"{plural(pings, 'ping')}")
 
 
 def cgnat_refuses_inbound(lab: Lab, executors: Mapping[str, Executor],
@@ -138,7 +141,7 @@ def cgnat_refuses_inbound(lab: Lab, executors: Mapping[str, Executor],
                           check=False, timeout=5).ok]
     out = [Assertion("a client cannot be reached from the Internet directly", not direct,
                      "answered: " + ", ".join(direct) if direct else
-                     f"no answer from {len(clients)} clients' own addresses")]
+                     f"no answer from {plural(len(clients), 'client')} (their own addresses)")]
     # The hub knows each client's NAT mapping (carrier address:port). A stranger sending to
     # that same mapping must be dropped by the carrier: a real CG-NAT filters by endpoint.
     hub = next(n for n, p in plans.items() if p.role == "hub")
@@ -151,8 +154,8 @@ def cgnat_refuses_inbound(lab: Lab, executors: Mapping[str, Executor],
     dropped = sum(carrier_drops(lab, c) - drops_before[c] for c in carriers)
     out.append(Assertion(
         "a stranger cannot use a client's NAT mapping", bool(mappings) and dropped >= len(mappings),
-        f"{len(mappings)} mappings probed from the Internet, {dropped} packets dropped "
-        "by the carrier"))
+        f"{plural(len(mappings), 'mapping')} probed from the Internet, "
+        f"{plural(dropped, 'packet')} dropped by the carrier"))
     return out
 
 

@@ -281,7 +281,8 @@ def build_underlay(plan: UnderlayPlan, state: LabState, workers: int = 4) -> Non
     taken = [ns for ns in plan.namespaces if (NETNS_DIR / ns).exists()]
     if taken:
         raise UnderlayError(
-            f"network namespace(s) already exist: {', '.join(taken)}; another lab with an "
+            f"network namespace{'s' if len(taken) > 1 else ''} already "
+            f"{'exist' if len(taken) > 1 else 'exists'}: {', '.join(taken)}; another lab with an "
             "overlapping name is running. Pick another lab name.")
     files = lab_dir(plan.lab) / "underlay"
     files.mkdir(parents=True, exist_ok=True)

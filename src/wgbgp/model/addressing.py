@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
+from ..words import plural
 from .schema import Topology
 
 # RFC 4193 unique local addresses: fd00::/8 followed by a 40-bit global ID.
@@ -139,8 +140,8 @@ def host_numbers(topology: Topology, version: int = 4) -> dict[str, int]:
             result[name] = next(free)
         except StopIteration:
             raise OverlayFull(
-                f"overlay {overlay} has {max(last, 0)} host addresses, "
-                f"{len(wanted)} machines need one"
+                f"overlay {overlay} has {plural(max(last, 0), 'host address', 'host addresses')}"
+                f", {plural(len(wanted), 'machine')} need one"
             ) from None
     return result
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from ipaddress import IPv4Network, IPv6Network
 
+from ..words import plural
 from .addressing import (
     OverlayFull,
     host_numbers,
@@ -410,8 +411,8 @@ def _lints(t: Topology) -> Iterator[Issue]:
     if t.network.mode == "mesh" and t.peerings is None and len(t.nodes) > MESH_SESSIONS_HINT:
         n = len(t.nodes)
         planes = f" on each of {len(t.hubs)} hubs" if len(t.hubs) > 1 else ""
-        yield _warn(("network", "mode"), f"a full mesh of {n} clients needs {n * (n - 1) // 2} "
-                    f"BGP sessions{planes}",
+        yield _warn(("network", "mode"), f"a full mesh of {plural(n, 'client')} needs "
+                    f"{plural(n * (n - 1) // 2, 'BGP session')}{planes}",
                     "set 'mode: hub' (one session per client, to the hub as route server; "
                     "give the hub an 'asn'), or list only the peerings you need under "
                     "'peerings'")

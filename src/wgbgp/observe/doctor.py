@@ -26,6 +26,7 @@ from typing import Literal
 
 from ..compile.plan import BgpSession, Plan, Tunnel, TunnelPeer
 from ..model.schema import split_endpoint
+from ..words import plural
 from .expect import Expected, covers
 from .frr import BgpNeighbor
 from .gather import Observation
@@ -1087,7 +1088,7 @@ class _Doctor:
                     self.route_fault[(c, str(prefix))] = self.add(
                         "PREFIX_NOT_RECEIVED", c, subject, "fail",
                         f"{c} has not received {prefix} from {s.peer}",
-                        [f"{c}: {n.prefixes_received} prefixes received from "
+                        [f"{c}: {_prefixes(n.prefixes_received)} received from "
                          f"{s.peer_address}"],
                         self._not_received_fix(c, s, prefix))
                 elif route is None or not route.installed:
@@ -1131,7 +1132,7 @@ class _Doctor:
             f"{c} has no {words} policy for {s.peer}: "
             + (f"{self.daemon(c).name} (RFC 8212) then exchanges no routes in that "
                f"direction" if blocked else "routes pass unfiltered"),
-            [f"{c}: {s.peer_address} Established, {n.prefixes_received} prefixes received, "
+            [f"{c}: {s.peer_address} Established, {_prefixes(n.prefixes_received)} received, "
              f"{n.prefixes_sent} sent",
              f"{c}: inbound policy: {', '.join(n.filters_in) or 'none'}; outbound: "
              f"{', '.join(n.filters_out) or 'none'}"],
@@ -1283,3 +1284,7 @@ def diagnose(observation: Observation, plans: Mapping[str, Plan] | None = None) 
     unobserved = tuple(m for m in plans if m not in observation.statuses)
     return Report(d.checks, machines, unobserved)
 
+
+def _prefixes(n: int | None) -> str:
+    """`1 prefix`, `3 prefixes`, `? prefixes` (not counted)."""
+    return "? prefixes" if n is None else plural(n, "prefix", "prefixes")
