@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from wgbgp.apply.changes import mask_secrets
-from wgbgp.apply.executor import CommandFailed, CommandResult
+from wgbgp.transport import CommandFailed, CommandResult
 
 DEBIAN_DAEMONS = "bgpd=no\nospfd=no\nbfdd=no\nvtysh_enable=yes\nbgpd_options=\"   -A 127.0.0.1\"\n"
 TOOLS = ("wg", "wg-quick", "ip", "nft", "sysctl", "vtysh", "base64", "sha256sum", "systemctl",

@@ -7,10 +7,9 @@ import socket
 
 import pytest
 
-from wgbgp.apply.executor import CommandFailed, CommandResult, LocalExecutor, short_command
 from wgbgp.apply.machine import apply_machine
 from wgbgp.apply.probe import PROBE_SCRIPT
-from wgbgp.apply.ssh import SSHExecutor
+from wgbgp.transport import CommandFailed, CommandResult, LocalExecutor, SSHExecutor, short_command
 
 
 @pytest.mark.parametrize("argv, short", [

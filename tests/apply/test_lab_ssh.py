@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from wgbgp.apply import apply_machine, remote_keygen
-from wgbgp.apply.executor import CommandFailed
 from wgbgp.apply.parallel import apply_many
-from wgbgp.apply.ssh import SSHExecutor, netns_connector
 from wgbgp.compile import compile_topology
 from wgbgp.model import parse
 from wgbgp.render import render_machine
+from wgbgp.transport import CommandFailed, SSHExecutor, netns_connector
 
 pytestmark = pytest.mark.lab
 

@@ -7,10 +7,10 @@ import os
 import stat
 
 from wgbgp.apply.changes import MASK, sha256_text
-from wgbgp.apply.executor import LocalExecutor
 from wgbgp.apply.machine import parse_manifest
 from wgbgp.apply.probe import probe
 from wgbgp.apply.scripts import INSTALL, RESTORE, UNINSTALL
+from wgbgp.transport import LocalExecutor
 
 KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 X = LocalExecutor("local")

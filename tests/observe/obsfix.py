@@ -13,11 +13,11 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-from wgbgp.apply.executor import CommandResult
 from wgbgp.compile import Plan, compile_topology
 from wgbgp.model import parse
 from wgbgp.observe.gather import Observation
-from wgbgp.observe.status import COMMANDS, Output, Snapshot
+from wgbgp.observe.status import COMMANDS, Snapshot
+from wgbgp.transport import CommandResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "doctor"
 SCENARIOS = sorted(p.stem for p in FIXTURES.glob("*.json"))
@@ -38,13 +38,13 @@ def topology_text(name: str) -> str:
     return _data(name)["topology"]
 
 
-def raw(name: str, machine: str, key: str) -> Output:
+def raw(name: str, machine: str, key: str) -> CommandResult:
     """One captured command output."""
-    return Output.from_json(_data(name)["snapshots"][machine]["outputs"][key])
+    return CommandResult.from_json(_data(name)["snapshots"][machine]["outputs"][key])
 
 
 def mutate(obs: Observation, machine: str, key: str,
-           edit: Callable[[Output], Output]) -> Observation:
+           edit: Callable[[CommandResult], CommandResult]) -> Observation:
     """The observation with one machine's output of one command changed."""
     snaps = dict(obs.snapshots)
     snap = snaps[machine]
@@ -54,7 +54,7 @@ def mutate(obs: Observation, machine: str, key: str,
     return Observation(snaps, obs.probes, obs.unobserved)
 
 
-def stdout(text_edit: Callable[[str], str]) -> Callable[[Output], Output]:
+def stdout(text_edit: Callable[[str], str]) -> Callable[[CommandResult], CommandResult]:
     return lambda o: replace(o, stdout=text_edit(o.stdout))
 
 

@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from wgbgp.apply.executor import LocalExecutor
 from wgbgp.compile import Plan, compile_topology
 from wgbgp.model import parse
 from wgbgp.model.examples import classic_text
 from wgbgp.model.keys import generate_private_key, public_key
 from wgbgp.render import render_machine
+from wgbgp.transport import LocalExecutor
 
 ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 PRIVATE = ("/etc/wireguard", "/etc/frr", "/etc/wgbgp", "/run/frr", "/run/wireguard")

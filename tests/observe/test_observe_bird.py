@@ -9,7 +9,8 @@ import pytest
 
 from wgbgp.observe import bird
 from wgbgp.observe.frr import parse_neighbors
-from wgbgp.observe.status import Output, Snapshot, status_from_snapshot
+from wgbgp.observe.status import Snapshot, status_from_snapshot
+from wgbgp.transport import CommandResult
 
 FIX = Path(__file__).parent / "fixtures" / "bird"
 
@@ -67,7 +68,7 @@ def test_uptime_wraps_midnight():
 
 def test_status_of_a_bird_node_from_a_snapshot():
     def out(argv, text, rc=0):
-        return Output(tuple(argv), rc, text, "")
+        return CommandResult(tuple(argv), rc, text, "")
     snap = Snapshot("builder", 0, {
         "bird_status": out(["birdc", "show", "status"], read("status.txt")),
         "bird_protocols": out(["birdc"], read("protocols_all_established.txt")),

@@ -10,13 +10,13 @@ from obsfix import FIXTURES, ReplayExecutor, raw, scenario, topology_text
 from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
-from wgbgp.apply.executor import CommandResult
 from wgbgp.cli.main import app
 from wgbgp.observe.exporter import parse_listen, peer_names, registry_for
 from wgbgp.observe.gather import gather, mtu_search, plan_probes
 from wgbgp.observe.locate import locate
 from wgbgp.observe.probe import ProbeResult, ProbeSpec
-from wgbgp.observe.status import Output, collect, snapshot, status_from_snapshot
+from wgbgp.observe.status import collect, snapshot, status_from_snapshot
+from wgbgp.transport import CommandResult
 
 runner = CliRunner()
 
@@ -73,8 +73,9 @@ def test_errors_are_recorded_not_raised() -> None:
 def test_frr_missing_and_bgpd_alone_down() -> None:
     base = raw("healthy", "laptop", "bgp_summary")
     from wgbgp.observe.status import Snapshot
-    for out, want in ((Output(base.argv, 127, "", "No such file"), "vtysh: command not found"),
-                      (Output(base.argv, 1, "", "% Can't open configuration file "
+    for out, want in ((CommandResult(base.argv, 127, "", "No such file"),
+                       "vtysh: command not found"),
+                      (CommandResult(base.argv, 1, "", "% Can't open configuration file "
                               "/etc/frr/vtysh.conf due to 'No such file or directory'.\n"
                               "bgpd is not running\n"), "bgpd is not running")):
         status = status_from_snapshot(Snapshot("laptop", 0, {"bgp_summary": out}))
@@ -121,7 +122,7 @@ def test_mtu_search_finds_the_largest_passing_packet() -> None:
     def run(spec: ProbeSpec) -> ProbeResult:
         ok = (spec.packet_size or 0) <= limit
         text = f"3 packets transmitted, {3 if ok else 0} received\n"
-        return ProbeResult(spec, Output(tuple(spec.argv()), 0 if ok else 1, text, ""))
+        return ProbeResult(spec, CommandResult(tuple(spec.argv()), 0 if ok else 1, text, ""))
 
     failed = ProbeSpec("laptop", "ping", "mtu", "10.0.0.1", "vps", size=1392, df=True)
     results = mtu_search(run, failed)

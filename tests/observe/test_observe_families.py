@@ -18,8 +18,9 @@ from wgbgp.compile import Plan, compile_topology
 from wgbgp.observe.doctor import Check, _Doctor
 from wgbgp.observe.gather import Observation, plan_probes
 from wgbgp.observe.probe import ProbeResult, ProbeSpec
-from wgbgp.observe.status import Address, MachineStatus, Output
+from wgbgp.observe.status import Address, MachineStatus
 from wgbgp.observe.wireguard import WgInterface, WgPeer
+from wgbgp.transport import CommandResult
 
 
 def _plans(announce: dict[str, list[str]], *, v4: bool = True) -> dict[str, Plan]:
@@ -72,7 +73,7 @@ def test_doctor_attributes_an_unreachable_announced_address_without_walking_a_v6
     assert bgp is not None
     session = next(s for s in bgp.sessions if s.peer == "n2" and s.afi == "ipv4")
     spec = ProbeSpec("n1", "ping", "announced", "192.168.2.1", "n2", source="192.168.1.1")
-    ping = ProbeResult(spec, Output(tuple(spec.argv()), 1, "", ""))
+    ping = ProbeResult(spec, CommandResult(tuple(spec.argv()), 1, "", ""))
     d = _Doctor(Observation({}, (ping,), statuses={"n1": _status("n1")}), plans)
     # n2 lacks the route back to n1's source prefix, the second one n1 announces (after
     # an IPv6 /48 that does not hold the source).

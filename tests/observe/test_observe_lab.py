@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from wgbgp.apply.executor import Executor
 from wgbgp.compile import Plan, compile_topology
 from wgbgp.lab.build import Lab, open_lab
 from wgbgp.lab.runner import up
@@ -32,6 +31,7 @@ from wgbgp.observe.doctor import Report, diagnose
 from wgbgp.observe.expect import Expected
 from wgbgp.observe.gather import gather
 from wgbgp.observe.status import collect
+from wgbgp.transport import Executor
 
 pytestmark = pytest.mark.lab
 

@@ -9,8 +9,8 @@ from obsfix import raw
 
 from wgbgp.observe.frr import FrrJsonError, parse_neighbors, parse_routes, parse_table
 from wgbgp.observe.probe import ProbeSpec, parse_ping
-from wgbgp.observe.status import Output
 from wgbgp.observe.wireguard import REDACTED, DumpError, parse_dump, redact_dump
+from wgbgp.transport import CommandResult
 
 # -- WireGuard --------------------------------------------------------------------------
 
@@ -181,8 +181,8 @@ def test_frr_garbage_is_an_error_and_empty_is_nothing() -> None:
 
 # -- ping -------------------------------------------------------------------------------
 
-def ping_output(stdout: str, rc: int = 0, stderr: str = "") -> Output:
-    return Output(("ping",), rc, stdout, stderr)
+def ping_output(stdout: str, rc: int = 0, stderr: str = "") -> CommandResult:
+    return CommandResult(("ping",), rc, stdout, stderr)
 
 
 def test_ping_summary_lines() -> None:

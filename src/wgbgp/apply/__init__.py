@@ -1,7 +1,7 @@
 """Apply: put rendered files on a machine and change its live state, through an executor.
 
 Everything with side effects lives in this layer. Computing what would change is pure
-(`changes`, `steps`); doing it goes through an `Executor` (local, lab namespace, SSH).
+(`changes`, `steps`); doing it goes through a `transport.Executor` (local, lab namespace, SSH).
 """
 
 from .changes import (
@@ -14,7 +14,6 @@ from .changes import (
     mask_secrets,
     pin_os_lines,
 )
-from .executor import CommandFailed, CommandResult, Executor, LocalExecutor
 from .keys import KeygenError, RemoteKey, remote_keygen
 from .machine import (
     ApplyResult,
@@ -28,8 +27,8 @@ from .probe import MachineState, probe
 from .steps import Step, plan_steps
 
 __all__ = [
-    "ApplyResult", "ChangeSet", "CommandFailed", "CommandResult", "CurrentFile", "Executor",
-    "FileChange", "FrrDelta", "KeygenError", "LocalExecutor", "MachinePlan", "MachineState",
+    "ApplyResult", "ChangeSet", "CurrentFile",
+    "FileChange", "FrrDelta", "KeygenError", "MachinePlan", "MachineState",
     "RemoteKey", "Step", "StepResult", "apply_machine", "compute_changes", "down_machine",
     "enable_daemons", "mask_secrets", "pin_os_lines", "plan_machine", "plan_steps", "probe",
     "remote_keygen",

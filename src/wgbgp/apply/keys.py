@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ..compile.plan import KEY_DIR
 from ..model.keys import InvalidKey, decode_key
+from ..transport import Executor
 from .changes import mask_output
-from .executor import Executor
 from .scripts import KEYGEN
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")

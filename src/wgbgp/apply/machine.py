@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..render import RenderedFile
+from ..transport import CommandFailed, CommandResult, Executor
 from ..words import plural
 from .changes import (
     FRR_DAEMONS,
@@ -45,7 +46,6 @@ from .changes import (
     parse_wg_quick,
     pin_os_lines,
 )
-from .executor import CommandFailed, CommandResult, Executor
 from .probe import MANIFEST, PENDING, SYSCTL_BEFORE, MachineState, ProbeError, probe
 from .scripts import (
     BIRD_CONFIGURE,

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from ..render import RenderedFile
+from ..transport import Executor
 from .changes import mask_output
-from .executor import Executor
 from .machine import ApplyResult, MachinePlan, Progress, apply_machine, down_machine, plan_machine
 
 T = TypeVar("T")

@@ -11,8 +11,8 @@ import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..transport import Executor
 from .changes import CurrentFile
-from .executor import Executor
 
 STATE_DIR = "/etc/wgbgp"
 MANIFEST = f"{STATE_DIR}/manifest"          # what wgbgp installed (for `down`)

@@ -31,8 +31,8 @@ from ..compile import compile_topology
 from ..model import TopologyError, parse
 from ..model.edit import EditError, set_public_key
 from ..render import SecretError, render_machine
+from ..transport import Executor
 from .changes import mask_output
-from .executor import Executor
 from .keys import KeygenError, remote_keygen
 from .machine import ApplyResult, apply_machine
 from .secrets import read_secrets

@@ -9,12 +9,11 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from ..apply.changes import mask_output
-from ..apply.executor import Executor
 from ..apply.machine import ApplyResult
 from ..apply.parallel import apply_many, down_many, plan_many
-from ..apply.targets import NoRoute, SshOptions, machine_executors
 from ..model import Topology
 from ..render import RenderedFile
+from ..transport import Executor, LocalExecutor, NoRoute, SshOptions, machine_executors
 from .common import (
     EXIT_UNHEALTHY,
     emit_json,
@@ -63,7 +62,7 @@ def _targets(topology: Path, node: list[str], everyone: bool, local: bool,
         executors = machine_executors(topo, machines, local=local, ssh=ssh)
     except NoRoute as exc:
         fail(str(exc))
-    if any(not hasattr(x, "target") for x in executors.values()) and os.geteuid() != 0:
+    if any(isinstance(x, LocalExecutor) for x in executors.values()) and os.geteuid() != 0:
         fail("applying to this machine needs root", "run it as root (sudo)")
     return [(executors[m], rendered[m]) for m in machines]
 

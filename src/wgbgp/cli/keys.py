@@ -8,12 +8,11 @@ from pathlib import Path
 
 import typer
 
-from ..apply.executor import CommandFailed
 from ..apply.keys import KeygenError, remote_keygen
-from ..apply.targets import SshOptions, ssh_executor
 from ..compile.plan import KEY_DIR
 from ..model.keys import InvalidKey, generate_private_key, public_key
 from ..model.schema import NAME_RE
+from ..transport import CommandFailed, SshOptions, ssh_executor
 from .common import fail
 
 

@@ -12,14 +12,21 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..apply.executor import CommandFailed, Executor, LocalExecutor
-from ..apply.targets import NoRoute, SshOptions, machine_executors
 from ..compile import Plan, compile_topology
 from ..observe.doctor import CODES, LAYERS, Report, diagnose
 from ..observe.exporter import DEFAULT_LISTEN, parse_listen, peer_names, registry_for
 from ..observe.gather import Observation, gather
 from ..observe.locate import locate
 from ..observe.status import MachineStatus, collect, snapshot, status_from_snapshot
+from ..transport import (
+    CommandFailed,
+    Executor,
+    LocalExecutor,
+    NoRoute,
+    SSHExecutor,
+    SshOptions,
+    machine_executors,
+)
 from .apply import IDENTITY, KNOWN_HOSTS, NETNS
 from .common import (
     EXIT_BAD_INPUT,
@@ -162,7 +169,7 @@ def status(
                 known_hosts, identity, netns))[node]
         except (NoRoute, ValueError) as exc:
             fail(str(exc))
-        if not hasattr(executor, "target"):
+        if not isinstance(executor, SSHExecutor):
             fail(f"{node} has no `ssh:` target in {topology}", "add `ssh: root@HOST` to it")
         _reach(executor, node)
     name = _identify(plans, node, executor)
@@ -230,7 +237,6 @@ def print_report(report: Report, show_all: bool = False) -> None:
 
 
 def _ssh_executors(plans: dict[str, Plan], topology: Path, skip: str | None) -> dict:
-    from ..apply.ssh import SSHExecutor
     topo, _ = read_topology(topology)
     targets = {**{n: h.ssh for n, h in topo.hubs.items()},
                **{n: c.ssh for n, c in topo.nodes.items()}}

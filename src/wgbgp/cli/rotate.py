@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..apply.executor import Executor, LocalExecutor
 from ..apply.rotate import RotateError, rotate_key
-from ..apply.targets import NoRoute, SshOptions, machine_executors
+from ..transport import Executor, LocalExecutor, NoRoute, SshOptions, machine_executors
 from .common import EXIT_UNHEALTHY, HELP_MARKUP, emit_json, err, fail, out, read_topology
 
 app = typer.Typer(help="Manage machines' WireGuard keys.", no_args_is_help=True,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from wgbgp.apply.executor import LocalExecutor
 from wgbgp.lab.machine import Machine, create_machines
 from wgbgp.lab.spec import LabSpec
 from wgbgp.lab.state import NETNS_DIR, LabState, TeardownReport, teardown
 from wgbgp.lab.underlay import UnderlayPlan, build_underlay, plan_underlay
+from wgbgp.transport import LocalExecutor
 
 
 @dataclass

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, overload
 
-from wgbgp.apply.executor import LocalExecutor
 from wgbgp.lab.state import LAB_ROOT, NETNS_DIR, LabState, lab_dir, namespace_pids, ns_inodes
 from wgbgp.lab.underlay import netns_name
+from wgbgp.transport import LocalExecutor
 
 # Private directories: path inside the machine -> (owner, mode). `/run` must stay last:
 # binding it hides the lab's state dir, where the sources of the other binds live.

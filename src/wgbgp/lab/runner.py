@@ -15,7 +15,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TypeVar
 
-from ..apply import ApplyResult, Executor, remote_keygen
+from ..apply import ApplyResult, remote_keygen
 from ..apply.parallel import apply_many
 from ..apply.secrets import read_secrets
 from ..compile import Plan, compile_topology
@@ -23,6 +23,7 @@ from ..model import Topology
 from ..observe import bird
 from ..observe.frr import FrrJsonError, parse_neighbors, parse_routes
 from ..render import SecretError, render_machine
+from ..transport import Executor
 from ..words import plural
 from .build import Lab, build_lab, open_lab
 from .fromtopology import spec_for, to_yaml, with_lab_keys, with_ssh_targets

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from ..apply import Executor
 from ..compile import Plan, compile_topology
 from ..model import parse
+from ..transport import Executor
 from ..words import plural
 from .build import Lab
 from .runner import announced_addresses, convergence, lab_topology_path

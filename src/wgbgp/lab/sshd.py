@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..apply.ssh import netns_connector
+from ..transport import netns_connector
 from .build import Lab
 from .state import NETNS_DIR, lab_dir
 

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ..apply.executor import Executor
 from ..compile.plan import Plan
+from ..transport import Executor
 from .expect import Expected
 from .status import MachineStatus, collect
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
 
-from ..apply.executor import Executor
 from ..compile.plan import Plan
+from ..transport import Executor, capture
 from .expect import Expected
 from .probe import ICMP_OVERHEAD, ProbeResult, ProbeSpec, run_probe
-from .status import COMMANDS, MachineStatus, Output, Snapshot, _run, snapshot, status_from_snapshot
+from .status import COMMANDS, MachineStatus, Snapshot, snapshot, status_from_snapshot
 from .wireguard import DumpError, WgInterface, parse_dump, redact_dump
 
 OBSERVATION_SCHEMA = "wgbgp.observation/1"
@@ -230,8 +230,8 @@ def gather(executors: Mapping[str, Executor], plans: Mapping[str, Plan] | None =
             results += res
     # What reached the hub from each client while they probed it (UDP blocked or not).
     for hub in hubs:
-        out = _run(executors[hub], COMMANDS["wg"], 10)
+        out = capture(executors[hub], COMMANDS["wg"], 10)
         snaps[hub] = Snapshot(hub, snaps[hub].taken_at, {
             **snaps[hub].outputs,
-            "wg_after": Output(out.argv, out.returncode, redact_dump(out.stdout), out.stderr)})
+            "wg_after": replace(out, stdout=redact_dump(out.stdout))})
     return Observation(snaps, tuple(results), obs.unobserved, statuses)

@@ -16,8 +16,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from ..apply.executor import Executor
-from .status import Output, _run
+from ..transport import CommandResult, Executor, capture
 
 # IPv4 header (20) + ICMP header (8): ping's payload for a packet of a given size.
 ICMP_OVERHEAD = 28
@@ -85,7 +84,7 @@ class ProbeResult:
     """A probe and what came back."""
 
     spec: ProbeSpec
-    output: Output
+    output: CommandResult
 
     @property
     def sent(self) -> int:
@@ -130,7 +129,7 @@ class ProbeResult:
 
     @classmethod
     def from_json(cls, data: dict) -> ProbeResult:
-        return cls(ProbeSpec(**data["spec"]), Output.from_json(data["output"]))
+        return cls(ProbeSpec(**data["spec"]), CommandResult.from_json(data["output"]))
 
     def summary_json(self) -> dict:
         return {**self.spec.to_json(), "ok": self.ok, "detail": self.detail}
@@ -142,7 +141,7 @@ _PING_ERRORS = ("local error", "message too long", "cannot assign requested addr
 _STATS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
 
 
-def parse_ping(output: Output) -> tuple[int, int, str | None]:
+def parse_ping(output: CommandResult) -> tuple[int, int, str | None]:
     """(sent, received, local error or None) from iputils ping output."""
     text = output.stdout + "\n" + output.stderr
     m = _STATS.search(text)
@@ -160,4 +159,4 @@ def parse_ping(output: Output) -> tuple[int, int, str | None]:
 def run_probe(executor: Executor, spec: ProbeSpec) -> ProbeResult:
     """Run one probe on its machine."""
     timeout = TCP_TIMEOUT + 5 if spec.kind == "tcp" else PING_COUNT * 1.5 + 5
-    return ProbeResult(spec, _run(executor, spec.argv(), timeout))
+    return ProbeResult(spec, capture(executor, spec.argv(), timeout))

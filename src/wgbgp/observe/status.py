@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 
-from ..apply.executor import CommandResult, Executor
 from ..compile.plan import Plan
+from ..transport import CommandResult, Executor, capture
 from . import bird
 from .frr import BgpStatus, FrrJsonError, Route, parse_neighbors, parse_routes, parse_table
 from .wireguard import DumpError, WgInterface, parse_dump, redact_dump
@@ -54,48 +54,12 @@ BIRD_COMMANDS: dict[str, list[str]] = {
 
 
 @dataclass(frozen=True)
-class Output:
-    """Raw result of one command (secrets already removed)."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def error(self) -> str:
-        """The most telling line of a failed command's output."""
-        lines = [ln.strip() for ln in (self.stderr + "\n" + self.stdout).splitlines()]
-        # vtysh always complains about a missing vtysh.conf; that is never the point.
-        lines = [ln for ln in lines if ln and "vtysh.conf" not in ln]
-        if self.returncode == 127:
-            return f"{self.argv[0]}: command not found"
-        return lines[-1] if lines else f"exit code {self.returncode}"
-
-    @classmethod
-    def of(cls, result: CommandResult) -> Output:
-        return cls(tuple(result.argv), result.returncode, result.stdout, result.stderr)
-
-    def to_json(self) -> dict:
-        return {"argv": list(self.argv), "returncode": self.returncode, "stdout": self.stdout,
-                "stderr": self.stderr}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Output:
-        return cls(tuple(data["argv"]), data["returncode"], data["stdout"], data["stderr"])
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """Raw outputs of the status commands on one machine, at one moment."""
 
     machine: str
     taken_at: float  # this host's clock when taken
-    outputs: dict[str, Output]
+    outputs: dict[str, CommandResult]
 
     def to_json(self) -> dict:
         return {"machine": self.machine, "taken_at": self.taken_at,
@@ -104,14 +68,7 @@ class Snapshot:
     @classmethod
     def from_json(cls, data: dict) -> Snapshot:
         return cls(data["machine"], data["taken_at"],
-                   {k: Output.from_json(v) for k, v in data["outputs"].items()})
-
-
-def _run(executor: Executor, argv: list[str], timeout: float) -> Output:
-    try:
-        return Output.of(executor.run(argv, check=False, timeout=timeout))
-    except Exception as exc:  # a timeout or a broken transport: recorded, not raised
-        return Output(tuple(argv), -1, "", f"{type(exc).__name__}: {exc}")
+                   {k: CommandResult.from_json(v) for k, v in data["outputs"].items()})
 
 
 def snapshot(executor: Executor, plan: Plan | None = None, *, timeout: float = 10) -> Snapshot:
@@ -131,27 +88,27 @@ def snapshot(executor: Executor, plan: Plan | None = None, *, timeout: float = 1
             s.peer_address.version == 6 for s in plan.bgp.sessions):
         keys += list(FRR6_COMMANDS)
         commands.update(FRR6_COMMANDS)
-    outputs: dict[str, Output] = {}
+    outputs: dict[str, CommandResult] = {}
     for key in keys:
         if (key in (*BGP_KEYS[1:], *FRR6_COMMANDS) and not outputs["bgp_summary"].ok) or (
                 key in list(BIRD_COMMANDS)[1:3] and not outputs["bird_status"].ok):
             continue  # the daemon is not answering: the rest would say the same
-        out = _run(executor, commands[key], timeout)
+        out = capture(executor, commands[key], timeout)
         if key == "wg":
-            out = Output(out.argv, out.returncode, redact_dump(out.stdout), out.stderr)
+            out = replace(out, stdout=redact_dump(out.stdout))
         if key == "ip_forward" and out.returncode == 127:
             text = executor.read_file("/proc/sys/net/ipv4/ip_forward")
-            out = Output(("cat", "/proc/sys/net/ipv4/ip_forward"), 0 if text else 1,
+            out = CommandResult(("cat", "/proc/sys/net/ipv4/ip_forward"), 0 if text else 1,
                          text or "", "")
         outputs[key] = out
     summary = outputs.get("bgp_summary")
     if plan is None and summary is not None and not summary.ok:
-        status = _run(executor, BIRD_COMMANDS["bird_status"], timeout)
+        status = capture(executor, BIRD_COMMANDS["bird_status"], timeout)
         if status.ok:  # a BIRD node: read it as such
             del outputs["bgp_summary"]
             outputs["bird_status"] = status
             for key, argv in list(BIRD_COMMANDS.items())[1:]:
-                outputs[key] = _run(executor, argv, timeout)
+                outputs[key] = capture(executor, argv, timeout)
     return Snapshot(getattr(executor, "name", "") or "localhost", time.time(), outputs)
 
 
@@ -280,7 +237,7 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
     )
 
 
-def _bgp(o: dict[str, Output]) -> tuple[BgpStatus | None, str | None]:
+def _bgp(o: dict[str, CommandResult]) -> tuple[BgpStatus | None, str | None]:
     summary = o["bgp_summary"]
     if not summary.ok:
         return None, summary.error
@@ -301,7 +258,7 @@ def _bgp(o: dict[str, Output]) -> tuple[BgpStatus | None, str | None]:
     return BgpStatus(router_id, asn, peers, paths, rib), None
 
 
-def _bird(o: dict[str, Output]) -> tuple[BgpStatus | None, str | None]:
+def _bird(o: dict[str, CommandResult]) -> tuple[BgpStatus | None, str | None]:
     """A BIRD node's BGP, as FRR's would read: sessions, paths, and the routes BIRD put in
     the kernel (BIRD's `kernel` protocols export BGP routes only)."""
     status = o["bird_status"]

@@ -1,4 +1,4 @@
-"""Executors: where apply and observe run commands and write files.
+"""Executors: where apply and observe run commands and write files, and what comes back.
 
 An executor is the only thing that touches a machine. The same apply and observe code
 drives a local host, a remote host over SSH, and a lab node; only the executor differs.
@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,28 @@ class CommandResult:
 
     @property
     def ok(self) -> bool:
+        """The command exited 0."""
         return self.returncode == 0
+
+    @property
+    def error(self) -> str:
+        """The most telling line of a failed command's output."""
+        lines = [ln.strip() for ln in (self.stderr + "\n" + self.stdout).splitlines()]
+        # vtysh always complains about a missing vtysh.conf; that is never the point.
+        lines = [ln for ln in lines if ln and "vtysh.conf" not in ln]
+        if self.returncode == 127:
+            return f"{self.argv[0]}: command not found"
+        return lines[-1] if lines else f"exit code {self.returncode}"
+
+    def to_json(self) -> dict[str, object]:
+        """As status snapshots and doctor fixtures record it."""
+        return {"argv": list(self.argv), "returncode": self.returncode, "stdout": self.stdout,
+                "stderr": self.stderr}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CommandResult:
+        """The inverse of `to_json`."""
+        return cls(tuple(data["argv"]), data["returncode"], data["stdout"], data["stderr"])
 
 
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
@@ -150,3 +171,12 @@ class LocalExecutor:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+
+def capture(executor: Executor, argv: list[str], timeout: float) -> CommandResult:
+    """Run and keep the result, whatever happens: a timeout or a broken transport becomes
+    a failed result (exit -1), so one dead machine never stops a status round."""
+    try:
+        return executor.run(argv, check=False, timeout=timeout)
+    except Exception as exc:
+        return CommandResult(tuple(argv), -1, "", f"{type(exc).__name__}: {exc}")
