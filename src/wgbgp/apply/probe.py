@@ -18,10 +18,6 @@ STATE_DIR = "/etc/wgbgp"
 MANIFEST = f"{STATE_DIR}/manifest"          # what wgbgp installed (for `down`)
 PENDING = f"{STATE_DIR}/apply-pending"      # present while an apply is midway
 SYSCTL_BEFORE = f"{STATE_DIR}/sysctl-before"  # values before wgbgp first set them
-FRR_DIR = "/usr/lib/frr"
-FRR_DAEMON_NAMES = ("watchfrr", "zebra", "bgpd", "staticd", "bfdd")
-TOOLS = ("wg", "wg-quick", "ip", "nft", "sysctl", "vtysh", "base64", "sha256sum", "systemctl",
-         "bird", "birdc")
 
 # Arguments: a sequence of `F path` (file to hash; masked text returned), `R path` (file
 # returned whole: not secret), `I iface` (interface facts), `K path` (key file exists?).

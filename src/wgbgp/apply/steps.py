@@ -237,12 +237,3 @@ def retire_steps(changes: ChangeSet, state: MachineState) -> list[Step]:
             daemon, {"how": how, "running": running,
                      "paths": [p for p in paths if p in files]}))
     return steps
-
-
-def probe_units(changes: ChangeSet) -> list[str]:
-    units = [f"wg-quick@{name}" for name in wg_interfaces(changes)]
-    if changes.get(FRR_CONF) is not None:
-        units.append("frr")
-    if changes.get(BIRD_CONF) is not None:
-        units.append("bird")
-    return units

@@ -54,9 +54,6 @@ class Expected:
             return None
         return tunnel.addresses[0].ip  # IPv4 when the overlay has it
 
-    def hub_of(self, tunnel: Tunnel) -> str:
-        return tunnel.hub
-
     def announced(self, machine: str) -> tuple[IPv4Network | IPv6Network, ...]:
         plan = self.plans.get(machine)
         return plan.bgp.originate if plan and plan.bgp else ()
@@ -64,12 +61,6 @@ class Expected:
     def sessions(self, machine: str) -> tuple[BgpSession, ...]:
         plan = self.plans.get(machine)
         return plan.bgp.sessions if plan and plan.bgp else ()
-
-    def machine_by_address(self, address: str) -> str | None:
-        for name, plan in self.plans.items():
-            if any(str(a.ip) == address for t in plan.tunnels for a in t.addresses):
-                return name
-        return None
 
     def required_allowed_ips(self, machine: str, tunnel: Tunnel,
                              peer: TunnelPeer

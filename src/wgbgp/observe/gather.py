@@ -57,9 +57,6 @@ class Observation:
         except DumpError:
             return None
 
-    def probes_from(self, machine: str) -> tuple[ProbeResult, ...]:
-        return tuple(p for p in self.probes if p.spec.machine == machine)
-
     def only(self, machines: list[str] | tuple[str, ...]) -> Observation:
         """The same observation as if only `machines` had been reachable."""
         keep = [m for m in self.snapshots if m in machines]

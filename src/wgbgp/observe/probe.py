@@ -131,9 +131,6 @@ class ProbeResult:
     def from_json(cls, data: dict) -> ProbeResult:
         return cls(ProbeSpec(**data["spec"]), CommandResult.from_json(data["output"]))
 
-    def summary_json(self) -> dict:
-        return {**self.spec.to_json(), "ok": self.ok, "detail": self.detail}
-
 
 _PING_ERRORS = ("local error", "message too long", "cannot assign requested address",
                 "network is unreachable", "bind", "unknown host", "invalid argument",

@@ -184,10 +184,6 @@ class _Family:
         return "OWN" if self.version == 4 else "OWN6"
 
     @property
-    def from_(self) -> str:
-        return "FROM-" if self.version == 4 else "FROM6-"
-
-    @property
     def never(self) -> str:
         return "NEVER" if self.version == 4 else "NEVER6"
 

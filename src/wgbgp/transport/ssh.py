@@ -19,7 +19,7 @@ import re
 import shlex
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -269,8 +269,3 @@ def netns_connector(netns: str | os.PathLike, host: str, port: int = 22,
         return box["sock"]
 
     return connect
-
-
-def executors_for(targets: Sequence[tuple[str, str]], **kwargs: Any) -> list[SSHExecutor]:
-    """One SSHExecutor per (machine name, ssh target)."""
-    return [SSHExecutor(target, name=name, **kwargs) for name, target in targets]
