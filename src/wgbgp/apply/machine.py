@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..render import RenderedFile
+from ..render import BIRD_CONF, FRR_CONF, RenderedFile
 from ..transport import CommandFailed, CommandResult, Executor
 from ..words import plural
 from .changes import (
@@ -63,7 +63,7 @@ from .scripts import (
     VALIDATE,
     WG_SYNC,
 )
-from .steps import BIRD_CONF, FRR_CONF, Step, plan_steps
+from .steps import Step, plan_steps
 
 FRRINIT = "/usr/lib/frr/frrinit.sh"
 USERSPACE_ENV = "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1"

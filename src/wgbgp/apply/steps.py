@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_interface
 
 from ..programs import install_hint
+from ..render import BIRD_CONF, FRR_CONF
 from .changes import (
     FRR_DAEMONS,
     ChangeSet,
@@ -26,8 +27,6 @@ from .changes import (
 )
 from .probe import MANIFEST, MachineState
 
-FRR_CONF = "/etc/frr/frr.conf"
-BIRD_CONF = "/etc/bird/bird.conf"
 # Each BGP daemon's files that apply installs: its config first.
 DAEMON_FILES = {"frr": (FRR_CONF, FRR_DAEMONS), "bird": (BIRD_CONF,)}
 

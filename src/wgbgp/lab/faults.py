@@ -21,6 +21,7 @@ from ..apply.parallel import apply_many
 from ..apply.secrets import read_secrets
 from ..compile import compile_topology
 from ..model import parse
+from ..observe.probe import ping_counts
 from ..render import render_machine
 from .build import Lab
 from .runner import lab_topology_path
@@ -108,12 +109,12 @@ def parse_ping(text: str, interval: float) -> PingResult:
     """A PingResult from `ping -D` output (timestamps in brackets, then the summary)."""
     stamps = [float(m.group(1)) for m in
               re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=\d+", text, flags=re.M)]
-    m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", text)
-    if m is None:
+    counts = ping_counts(text)
+    if counts is None:
         raise ValueError(f"not ping output: {text[-300:]!r}")
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     longest = max(gaps, default=0.0) - interval if gaps else 0.0
-    return PingResult(interval, int(m.group(1)), int(m.group(2)), max(0.0, longest))
+    return PingResult(interval, *counts, max(0.0, longest))
 
 
 def route_dev(lab: Lab, machine: str, dest: str, source: str | None = None) -> str:

@@ -197,14 +197,14 @@ def _prepare_dirs(m: Machine) -> None:
 
 
 # Debian 12's pristine /etc/frr/frr.conf and vtysh.conf (the host's may be customised).
-FRR_CONF = "# default to using syslog. /etc/rsyslog.d/45-frr.conf places the log in\n" \
+FRR_DEFAULT_CONF = "# default to using syslog. /etc/rsyslog.d/45-frr.conf places the log in\n" \
     "# /var/log/frr/frr.log\nlog syslog informational\n"
 VTYSH_CONF = "service integrated-vtysh-config\n"
 
 
 def _seed_frr(etc_frr: Path) -> None:
     """What a fresh Debian install puts in /etc/frr, with the daemons wgbgp uses enabled."""
-    files = {"frr.conf": FRR_CONF, "vtysh.conf": VTYSH_CONF}
+    files = {"frr.conf": FRR_DEFAULT_CONF, "vtysh.conf": VTYSH_CONF}
     daemons = Path("/etc/frr/daemons")
     if daemons.exists():  # the daemon options come from the installed package
         text = daemons.read_text()

@@ -138,17 +138,23 @@ _PING_ERRORS = ("local error", "message too long", "cannot assign requested addr
 _STATS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
 
 
+def ping_counts(text: str) -> tuple[int, int] | None:
+    """(sent, received) from iputils ping's summary line; None when there is none."""
+    m = _STATS.search(text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def parse_ping(output: CommandResult) -> tuple[int, int, str | None]:
     """(sent, received, local error or None) from iputils ping output."""
     text = output.stdout + "\n" + output.stderr
-    m = _STATS.search(text)
-    sent, received = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    counts = ping_counts(text)
+    sent, received = counts or (0, 0)
     error = None
     for line in text.splitlines():
         if any(pattern in line.lower() for pattern in _PING_ERRORS):
             error = line.strip().removeprefix("ping: ")
             break
-    if m is None and error is None and output.returncode != 0:
+    if counts is None and error is None and output.returncode != 0:
         error = output.error
     return sent, received, error
 
