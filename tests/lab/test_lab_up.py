@@ -54,7 +54,7 @@ def lab_name(daemons_required, unique_name):
 
 def test_classic_example_end_to_end(lab_name: str) -> None:
     up = wgbgp("lab", "up", "--name", lab_name)
-    assert "1 BGP sessions Established, 2 routes learned and installed" in up.stdout
+    assert "1 BGP session Established, 2 routes learned and installed" in up.stdout
     report = json.loads(wgbgp("lab", "test", "--name", lab_name, "--json").stdout)
     assert report["ok"], report
     names = [a["name"] for a in report["assertions"]]

@@ -42,7 +42,7 @@ def lab_name():
 
 def test_ipv6_only_overlay_end_to_end(lab_name: str) -> None:
     up = wgbgp("lab", "up", str(EXAMPLE), "--name", lab_name)
-    assert "1 BGP sessions Established, 2 routes learned and installed" in up.stdout, up.stdout
+    assert "1 BGP session Established, 2 routes learned and installed" in up.stdout, up.stdout
     report = json.loads(wgbgp("lab", "test", "--name", lab_name, "--json").stdout)
     assert report["ok"], report
     # ping -6 between announced addresses, sourced from the node's own prefix.
