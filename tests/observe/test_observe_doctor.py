@@ -100,8 +100,8 @@ def test_sessions_with_a_dead_bird_node_are_skipped_because_of_it() -> None:
 
 
 def test_daemon_words() -> None:
-    from wgbgp.observe.doctor import _Daemon
-    bird, frr = _Daemon("bird"), _Daemon("frr")
+    from wgbgp.observe.doctor.daemon import Daemon
+    bird, frr = Daemon("bird"), Daemon("frr")
     assert bird.show_session("best-friend", "10.0.0.3").startswith(
         '`birdc show protocols all "best_friend_*"`')
     assert frr.show_session("best-friend", "10.0.0.3").startswith(
