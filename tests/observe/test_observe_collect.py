@@ -244,8 +244,8 @@ def test_cli_doctor_bad_inputs(tmp_path: Path) -> None:
 def test_without_a_topology_a_bird_node_is_read_as_one() -> None:
     """No plan says which daemon runs: FRR does not answer, BIRD does, so BIRD is asked.
     Doctor without a topology then speaks of the sessions BIRD reports."""
+    from wgbgp.observe.doctor import diagnose_live
     from wgbgp.observe.gather import Observation
-    from wgbgp.observe.livecheck import diagnose_live
     fixtures = Path(__file__).parent / "fixtures" / "bird"
     obs, _ = scenario("bird_down")
     answers = {

@@ -99,9 +99,21 @@ def test_sessions_with_a_dead_bird_node_are_skipped_because_of_it() -> None:
     assert skipped.verdict == "skip" and skipped.because == "BGP_DAEMON_DOWN@builder"
 
 
+def test_a_code_is_its_own_name_in_json_and_comparisons() -> None:
+    """Judges name codes as `Code` members; reports must read as the plain strings did."""
+    from wgbgp.observe.doctor import Check, Code
+    check = Check(Code.BGP_TTL, "laptop", "session with friend", "fail", "ttl 1")
+    assert type(check.code) is str and check.code == "BGP_TTL" == Code.BGP_TTL
+    assert check.to_json() == Check("BGP_TTL", "laptop", "session with friend", "fail",
+                                    "ttl 1").to_json()
+    assert json.dumps(Code.BGP_TTL) == '"BGP_TTL"' and f"{Code.BGP_TTL}" == "BGP_TTL"
+    assert CODES["BGP_TTL"] is Code.BGP_TTL and (Code.BGP_TTL.layer, LAYERS[3]) == (3, "bgp")
+    assert list(CODES) == [c.value for c in Code] and len(CODES) == 29
+
+
 def test_daemon_words() -> None:
-    from wgbgp.observe.doctor import _Daemon
-    bird, frr = _Daemon("bird"), _Daemon("frr")
+    from wgbgp.observe.doctor.daemon import Daemon
+    bird, frr = Daemon("bird"), Daemon("frr")
     assert bird.show_session("best-friend", "10.0.0.3").startswith(
         '`birdc show protocols all "best_friend_*"`')
     assert frr.show_session("best-friend", "10.0.0.3").startswith(

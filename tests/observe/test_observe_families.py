@@ -15,7 +15,10 @@ from ipaddress import IPv4Interface, IPv6Interface, ip_network
 
 from topogen import doc, load, pub
 from wgbgp.compile import Plan, compile_topology
-from wgbgp.observe.doctor import Check, _Doctor
+from wgbgp.observe.doctor import Check
+from wgbgp.observe.doctor.context import Context
+from wgbgp.observe.doctor.datapath import judge_announced
+from wgbgp.observe.doctor.handshake import hub_ping_cause
 from wgbgp.observe.gather import Observation, plan_probes
 from wgbgp.observe.probe import ProbeResult, ProbeSpec
 from wgbgp.observe.status import Address, MachineStatus
@@ -62,7 +65,7 @@ def test_doctor_finds_a_client_by_tunnel_address_in_an_ipv6_only_overlay() -> No
     live = WgPeer(pub("someone else"), None, (str(addr),), 0, 0, 0, None)
     hub = _status("vps", interfaces=(WgInterface(tunnel.interface, pub("vps"), 51820, None,
                                                  (live,)),))
-    d = _Doctor(Observation({}, statuses={"vps": hub}), plans)
+    d = Context(Observation({}, statuses={"vps": hub}), plans)
     assert d.client_peer("vps", tunnel, "n1") == (live, "allowed-ips")
 
 
@@ -74,13 +77,13 @@ def test_doctor_attributes_an_unreachable_announced_address_without_walking_a_v6
     session = next(s for s in bgp.sessions if s.peer == "n2" and s.afi == "ipv4")
     spec = ProbeSpec("n1", "ping", "announced", "192.168.2.1", "n2", source="192.168.1.1")
     ping = ProbeResult(spec, CommandResult(tuple(spec.argv()), 1, "", ""))
-    d = _Doctor(Observation({}, (ping,), statuses={"n1": _status("n1")}), plans)
+    d = Context(Observation({}, (ping,), statuses={"n1": _status("n1")}), plans)
     # n2 lacks the route back to n1's source prefix, the second one n1 announces (after
     # an IPv6 /48 that does not hold the source).
     cause = Check("PREFIX_NOT_INSTALLED", "n2", "192.168.1.0/24", "fail", "not installed")
     d.route_fault[("n2", "192.168.1.0/24")] = cause
     with _deadline(10):
-        d.announced("n1", session)
+        judge_announced(d, "n1", session)
     judged = d.checks[-1]
     assert judged.code == "ANNOUNCED_UNREACHABLE" and judged.verdict == "skip"
     assert judged.because == "PREFIX_NOT_INSTALLED@n2"
@@ -89,13 +92,13 @@ def test_doctor_attributes_an_unreachable_announced_address_without_walking_a_v6
 def test_doctor_blames_narrow_allowed_ips_missing_an_ipv6_tunnel_address() -> None:
     plans = _plans({"n1": ["2001:db8:1::/48"], "n2": ["2001:db8:2::/48"]}, v4=False)
     tunnel = plans["n1"].tunnels[0]
-    d = _Doctor(Observation({}, statuses={"n1": _status("n1")}), plans)
+    d = Context(Observation({}, statuses={"n1": _status("n1")}), plans)
     hub_addr = d.exp.tunnel_address("vps", tunnel.interface)
     assert hub_addr is not None and hub_addr.version == 6
     narrow = Check("ALLOWEDIPS_NARROW", "n1", "peer vps AllowedIPs", "fail", "narrow")
     d.narrow[("n1", "vps")] = narrow
     d.narrow_missing[("n1", "vps")] = [ip_network(hub_addr)]  # its /128
-    assert d._hub_ping_cause("n1", "vps", tunnel) is narrow
+    assert hub_ping_cause(d, "n1", "vps", tunnel) is narrow
 
 
 def _announced(specs: list[ProbeSpec]) -> set[tuple[str | None, str]]:

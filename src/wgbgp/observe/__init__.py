@@ -4,7 +4,7 @@ Collection (`snapshot`, `collect`, `gather`) runs read-only commands and probes 
 an executor; everything else here (parsers, `diagnose`) is pure.
 """
 
-from .doctor import CODES, Check, Report, diagnose
+from .doctor import CODES, LAYERS, Check, Report, diagnose
 from .frr import BgpNeighbor, BgpPath, BgpStatus, Route
 from .gather import Observation, gather, plan_probes
 from .probe import ProbeResult, ProbeSpec
@@ -12,8 +12,8 @@ from .status import MachineStatus, Snapshot, collect, snapshot, status_from_snap
 from .wireguard import WgInterface, WgPeer, parse_dump
 
 __all__ = [
-    "CODES", "BgpNeighbor", "BgpPath", "BgpStatus", "Check", "MachineStatus", "Observation",
-    "ProbeResult", "ProbeSpec", "Report", "Route", "Snapshot", "WgInterface", "WgPeer",
-    "collect", "diagnose", "gather", "parse_dump", "plan_probes", "snapshot",
+    "CODES", "LAYERS", "BgpNeighbor", "BgpPath", "BgpStatus", "Check", "MachineStatus",
+    "Observation", "ProbeResult", "ProbeSpec", "Report", "Route", "Snapshot", "WgInterface",
+    "WgPeer", "collect", "diagnose", "gather", "parse_dump", "plan_probes", "snapshot",
     "status_from_snapshot",
 ]

@@ -8,12 +8,13 @@ answering.
 
 from __future__ import annotations
 
-from .doctor import Check, Report
-from .gather import Observation
-from .wireguard import REJECT_AFTER_TIME
+from ..gather import Observation
+from ..wireguard import REJECT_AFTER_TIME
+from .findings import Check, Code, Report
 
 
 def diagnose_live(observation: Observation) -> Report:
+    """Judge each machine of `observation` by what it shows on its own."""
     checks: list[Check] = []
     for m, status in observation.statuses.items():
         for iface in status.interfaces:
@@ -21,14 +22,14 @@ def diagnose_live(observation: Observation) -> Report:
                 age = peer.handshake_age(status.time)
                 subject = f"{iface.name} peer {peer.public_key}"
                 if age is not None and age <= REJECT_AFTER_TIME:
-                    checks.append(Check("WG_NO_HANDSHAKE", m, subject, "ok",
+                    checks.append(Check(Code.WG_NO_HANDSHAKE, m, subject, "ok",
                                         f"handshake {int(age)} s ago"))
                     continue
                 # A peer we dial (keepalive set, like a client's hub) must be up; a peer
                 # that dials us (a hub's client) may simply be offline.
                 dialled = peer.keepalive is not None or len(iface.peers) == 1
                 checks.append(Check(
-                    "WG_NO_HANDSHAKE", m, subject, "fail" if dialled else "warn",
+                    Code.WG_NO_HANDSHAKE, m, subject, "fail" if dialled else "warn",
                     f"no recent handshake with peer {peer.public_key} on {iface.name}",
                     (f"latest handshake: {'never' if age is None else f'{int(age)} s ago'}",
                      f"endpoint {peer.endpoint or '(none)'}, {peer.tx_bytes} bytes sent, "
@@ -38,7 +39,7 @@ def diagnose_live(observation: Observation) -> Report:
             if iface.peers and all(p.keepalive is None for p in iface.peers) \
                     and len(iface.peers) == 1 and iface.peers[0].endpoint:
                 checks.append(Check(
-                    "WG_NO_KEEPALIVE", m, f"{iface.name} peer {iface.peers[0].public_key}",
+                    Code.WG_NO_KEEPALIVE, m, f"{iface.name} peer {iface.peers[0].public_key}",
                     "warn", "no PersistentKeepalive towards the only peer (behind NAT the "
                             "mapping expires when idle)", (),
                     "set `PersistentKeepalive = 25` for that peer"))
@@ -48,7 +49,7 @@ def diagnose_live(observation: Observation) -> Report:
             if status.bgp_asked and err and "command not found" not in err:
                 # No FRR daemon at all may be intended (a hub); FRR without bgpd is not.
                 nothing = "any daemons" in err
-                checks.append(Check("BGP_DAEMON_DOWN", m, "bgpd", "warn" if nothing else "fail",
+                checks.append(Check(Code.BGP_DAEMON_DOWN, m, "bgpd", "warn" if nothing else "fail",
                                     f"bgpd is not answering on {m}", (f"vtysh: {err}",),
                                     "if this machine speaks BGP: start FRR with bgpd enabled "
                                     "in /etc/frr/daemons (or BIRD, if it runs BIRD: "
@@ -58,7 +59,7 @@ def diagnose_live(observation: Observation) -> Report:
             subject = f"session with {n.name}"
             if not n.established:
                 note = n.last_notification or ""
-                code = "ASN_MISMATCH" if "bad peer as" in note.lower() else "BGP_SESSION_DOWN"
+                code = Code.ASN_MISMATCH if "bad peer as" in note.lower() else Code.BGP_SESSION_DOWN
                 checks.append(Check(
                     code, m, subject, "fail", f"session with {n.address} is {n.state}",
                     tuple(x for x in (f"last reset: {n.last_reset}" if n.last_reset else "",
@@ -70,12 +71,12 @@ def diagnose_live(observation: Observation) -> Report:
                      "compare remote-as and ebgp-multihop (2 through a hub) on both ends; ")
                     + "pass the topology to doctor for a precise diagnosis"))
                 continue
-            checks.append(Check("BGP_SESSION_DOWN", m, subject, "ok", "Established"))
+            checks.append(Check(Code.BGP_SESSION_DOWN, m, subject, "ok", "Established"))
             if n.policy_in is False or n.policy_out is False:
                 blocked = (n.policy_in is False and not n.prefixes_received) or (
                     n.policy_out is False and not n.prefixes_sent)
                 checks.append(Check(
-                    "POLICY_MISSING", m, subject, "fail" if blocked else "warn",
+                    Code.POLICY_MISSING, m, subject, "fail" if blocked else "warn",
                     f"no {'import' if n.policy_in is False else 'export'} policy for "
                     f"{n.address}",
                     (f"{n.prefixes_received} received, {n.prefixes_sent} sent",),
