@@ -405,8 +405,12 @@ class _Runner:
                               "prefixes newly allowed in may arrive only after a session reset")
         if delta.empty:
             return "running config already matches: nothing reloaded", self._undo_reload
+        cleared = [line.split(None, 1)[1] for line in res.stdout.splitlines()
+                   if line.startswith("==cleared ")]
+        restarted = (f"; restarted {len(cleared)} session(s) that were not Established: "
+                     + ", ".join(cleared) if cleared else "")
         return ("frr-reload.py applied " + f"{len(delta.delete)} deletion(s), "
-                f"{len(delta.add)} addition(s)\n" + delta.text()), self._undo_reload
+                f"{len(delta.add)} addition(s){restarted}\n" + delta.text()), self._undo_reload
 
     def frr_restart(self, step: Step) -> tuple[str, Callable[[], None]]:
         argv = _frr_service(self.state, "restart")
