@@ -117,15 +117,33 @@ def assert_names(report: Report, code: str, machine: str) -> None:
     assert fails == {f"{code}@{machine}"}, summary(report)
 
 
+def sessions_up(lab: ClassicLab) -> bool:
+    """Every BGP session Established, read from vtysh alone (nothing on the wire)."""
+    for m, plan in lab.plans.items():
+        if plan.bgp is None:
+            continue
+        peers = json.loads(lab.vtysh(m, "show bgp summary json"))["ipv4Unicast"]["peers"]
+        if any(p["state"] != "Established" for p in peers.values()):
+            return False
+    return True
+
+
 def healthy_again(lab: ClassicLab, timeout: float = 90) -> None:
+    """Sessions up (vtysh only), then doctor says healthy. Not doctor in a loop while a
+    session is down: its TCP 179 probe, from the neighbour's own tunnel address, is a
+    passive open to FRR (OPEN sent, connection closed), and every such reset left the next
+    connect attempt "Waiting for NHT", so polling doctor kept the session down."""
     last: list[Report] = []
+    deadline = time.monotonic() + timeout
+    wait_until("every BGP session Established", lambda: sessions_up(lab), timeout, interval=1,
+               detail=lambda: summary(lab.doctor()))
 
     def ok() -> bool:
         last[:] = [lab.doctor()]
         return last[0].healthy and not last[0].findings
 
     try:
-        wait_until("a healthy network", ok, timeout, interval=1)
+        wait_until("a healthy network", ok, max(deadline - time.monotonic(), 10), interval=1)
     except AssertionError:
         raise AssertionError("not healthy again: " + summary(last[0])) from None
 
