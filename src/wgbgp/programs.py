@@ -57,6 +57,8 @@ _PROGRAMS: list[Program] = [
           when="a machine runs FRR"),
     *_all("frr-pythontools", "machine", "/usr/lib/frr/frr-reload.py", "frr-reload.py",
           when="a machine runs FRR"),
+    # On a managed machine only (frr-pythontools depends on it): tests use sys.executable.
+    *_all("python3", "machine", "python3", when="a machine runs FRR"),
     *_all("bird2", "machine", "bird", "birdc", when="a machine runs BIRD"),
     *_all("systemd", "machine", "systemctl", when="the machine runs systemd (else none)"),
     *_all("coreutils", "machine", "base64", "sha256sum", "cat", "cp", "mv", "rm", "mkdir",

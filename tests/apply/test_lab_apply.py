@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 import pytest
 
 import wgbgp.render.files as render_files
+from labwait import wait_until
 from wgbgp.apply import apply_machine, down_machine, plan_machine, remote_keygen
 from wgbgp.apply.machine import _frr_test
 from wgbgp.apply.parallel import apply_many
@@ -102,28 +103,26 @@ class Net:
         return json.loads(out).get("ipv4Unicast", {}).get("peers", {})
 
     def wait_established(self, machine: str, addresses, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
+        def up() -> dict:
             peers = self.peers(machine)
-            if all(peers.get(a, {}).get("state") == "Established" for a in addresses):
-                return peers
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{machine}: sessions not Established: "
-                                     f"{ {a: p.get('state') for a, p in peers.items()} }")
-            time.sleep(0.5)
+            ok = all(peers.get(a, {}).get("state") == "Established" for a in addresses)
+            return peers if ok else {}
+
+        return wait_until(f"{machine}: sessions Established", up, timeout,
+                          detail=lambda: {a: p.get("state")
+                                          for a, p in self.peers(machine).items()})
 
     def wait_route(self, machine: str, prefix: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self.x[machine].run(["ip", "route", "show", prefix]).stdout
-            if out.strip():
-                return out
-            if time.monotonic() > deadline:
-                dump = {m: self.x[m].run(["vtysh", "-c", "show bgp ipv4 unicast", "-c",
-                                          "show bgp summary"], check=False).stdout
-                        for m in self.x if m != "vps"}
-                raise AssertionError(f"{machine} never learned {prefix}: {dump}")
-            time.sleep(0.3)
+        def dump() -> dict:
+            return {m: self.x[m].run(["vtysh", "-c", "show bgp ipv4 unicast", "-c",
+                                      "show bgp summary"], check=False).stdout
+                    for m in self.x if m != "vps"}
+
+        return wait_until(f"{machine} to learn {prefix}",
+                          lambda: self.x[machine].run(["ip", "route", "show", prefix])
+                          .stdout.strip() and self.x[machine].run(
+                              ["ip", "route", "show", prefix]).stdout,
+                          timeout, interval=0.3, detail=dump)
 
     def epoch(self, machine: str, address: str) -> Session:
         """Identifies one established session: equal values mean it was never reset."""

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from labwait import wait_until
 from wgbgp.apply.machine import apply_machine
 from wgbgp.apply.secrets import read_secrets
 from wgbgp.compile import compile_topology
@@ -123,11 +124,7 @@ class Net:
         return {p for p, routes in data.items() if any(r.get("installed") for r in routes)}
 
     def wait(self, what: str, check, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.5)
+        wait_until(what, check, timeout)
 
     def honest_ok(self) -> None:
         """alice and bob: Established with each other, each other's routes installed."""

@@ -14,12 +14,15 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from labwait import stays, wait_until
+from wgbgp.apply import apply_machine
+from wgbgp.apply.probe import PENDING
 from wgbgp.compile import Plan, compile_topology
 from wgbgp.lab.build import Lab, open_lab
 from wgbgp.lab.runner import up
@@ -31,6 +34,7 @@ from wgbgp.observe.doctor import Report, diagnose
 from wgbgp.observe.expect import Expected
 from wgbgp.observe.gather import gather
 from wgbgp.observe.status import collect
+from wgbgp.render import render_machine
 from wgbgp.transport import Executor
 
 pytestmark = pytest.mark.lab
@@ -101,14 +105,6 @@ def classic() -> Iterator[ClassicLab]:
         teardown(name)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(1)
-
-
 def summary(report: Report) -> str:
     return "; ".join(f"{c.verdict} {c.code}@{c.machine}: {c.message}" for c in report.findings)
 
@@ -121,17 +117,59 @@ def assert_names(report: Report, code: str, machine: str) -> None:
     assert fails == {f"{code}@{machine}"}, summary(report)
 
 
+def sessions_up(lab: ClassicLab) -> bool:
+    """Every BGP session Established, read from vtysh alone (nothing on the wire)."""
+    for m, plan in lab.plans.items():
+        if plan.bgp is None:
+            continue
+        peers = json.loads(lab.vtysh(m, "show bgp summary json"))["ipv4Unicast"]["peers"]
+        if any(p["state"] != "Established" for p in peers.values()):
+            return False
+    return True
+
+
 def healthy_again(lab: ClassicLab, timeout: float = 90) -> None:
+    """Sessions up (vtysh only), then doctor says healthy. Not doctor in a loop while a
+    session is down: its TCP 179 probe, from the neighbour's own tunnel address, is a
+    passive open to FRR (OPEN sent, connection closed), and every such reset left the next
+    connect attempt "Waiting for NHT", so polling doctor kept the session down."""
     last: list[Report] = []
+    deadline = time.monotonic() + timeout
+    wait_until("every BGP session Established", lambda: sessions_up(lab), timeout, interval=1,
+               detail=lambda: summary(lab.doctor()))
 
     def ok() -> bool:
         last[:] = [lab.doctor()]
         return last[0].healthy and not last[0].findings
 
     try:
-        wait_for("a healthy network", ok, timeout)
+        wait_until("a healthy network", ok, max(deadline - time.monotonic(), 10), interval=1)
     except AssertionError:
         raise AssertionError("not healthy again: " + summary(last[0])) from None
+
+
+def repair(lab: ClassicLab, machines) -> None:
+    """The product's own repair: `wgbgp apply` of the rendered files on each machine, as
+    after an apply that stopped midway (PENDING), so it re-applies the live state too
+    (sysctl, firewall, WireGuard peers, FRR's running config) even where files match."""
+    for m in machines:
+        lab.x(m).run(["sh", "-c", f'mkdir -p "$(dirname {PENDING})" && : > {PENDING}'])
+        result = apply_machine(lab.x(m), render_machine(lab.plans[m]), enable_at_boot=False)
+        assert result.ok, result.summary()
+
+
+def restore(lab: ClassicLab, remove, machines, timeout: float = 30) -> None:
+    """Undo a fault so that the next test starts from a proven-healthy network, even when
+    this test failed: the fault's own removal; if that does not heal it, apply on the
+    machines the fault touched; then proof of health."""
+    try:
+        remove()
+        healthy_again(lab, timeout)
+    except Exception as exc:
+        print(f"removing the fault did not heal the network ({exc}); applying on "
+              f"{', '.join(machines)}")
+        repair(lab, machines)
+        healthy_again(lab)
 
 
 def test_healthy_lab_status_matches_topology(classic: ClassicLab) -> None:
@@ -225,8 +263,8 @@ def fault_no_multihop(lab: ClassicLab):
     def inject():
         lab.configure("laptop", "no neighbor MESH ebgp-multihop")
         lab.vtysh("laptop", "clear bgp *")
-        wait_for("the session to drop",
-                 lambda: lab.neighbor("laptop", "friend")["state"] != "Established")
+        wait_until("the session to drop",
+                   lambda: lab.neighbor("laptop", "friend")["state"] != "Established")
 
     def remove():
         lab.configure("laptop", "neighbor MESH ebgp-multihop 2")
@@ -303,7 +341,8 @@ def fault_policy_missing(lab: ClassicLab):
     def inject():
         lab.configure("laptop", af, *(f"no {line}" for line in lines))
         lab.vtysh("laptop", "clear bgp * soft")
-        wait_for("nothing exchanged", lambda: not lab.neighbor("laptop", "friend").get("pfxSnt"))
+        wait_until("nothing exchanged",
+                   lambda: not lab.neighbor("laptop", "friend").get("pfxSnt"))
 
     def remove():
         lab.configure("laptop", af, *lines)
@@ -348,12 +387,57 @@ FAULTS = {
 def test_fault_named_then_healthy(classic: ClassicLab, fault: str) -> None:
     inject, remove, (code, machine) = FAULTS[fault](classic)
     healthy_again(classic)
-    inject()
+    t0 = time.monotonic()
     try:
+        inject()
         assert_names(classic.doctor(), code, machine)
     finally:
-        remove()
+        t1 = time.monotonic()
+        # The machines a fault may touch: the one it is named on, the hub, the laptop.
+        restore(classic, remove, sorted({machine, "vps", "laptop"} & set(classic.plans)))
+        print(f"{fault}: injected and named in {t1 - t0:.1f} s, healthy again "
+              f"{time.monotonic() - t1:.1f} s after its removal")
+
+
+def established(lab: ClassicLab, a: str, b: str) -> bool:
+    return (lab.neighbor(a, b)["state"] == "Established"
+            and lab.neighbor(b, a)["state"] == "Established")
+
+
+def test_apply_heals_a_session_stuck_after_a_bad_config(classic: ClassicLab) -> None:
+    """The issue's stuck session, healed by `wgbgp apply`: the laptop runs an frr.conf
+    without ebgp-multihop (as a hand edit or an old render would leave it), so its packets
+    (TTL 1) die at the hub while the friend's reach it, and the friend sits in OpenSent on
+    a half-dead connection. Apply of the right files must bring the session back within
+    10 s."""
     healthy_again(classic)
+    laptop = classic.x("laptop")
+    good = render_machine(classic.plans["laptop"])
+    assert any("ebgp-multihop" in f.text for f in good if f.kind == "frr")
+    bad = [replace(f, text=re.sub(r"(?m)^ neighbor \S+ ebgp-multihop .*\n", "", f.text))
+           if f.kind == "frr" else f for f in good]
+    try:
+        result = apply_machine(laptop, bad, enable_at_boot=False)
+        assert result.ok, result.summary()
+        wait_until("the laptop's session to drop",
+                   lambda: not established(classic, "laptop", "friend"))
+        # The fault stays a while, as it would for a user: failed attempts pile up.
+        stays("the session down while the config is wrong",
+              lambda: not established(classic, "laptop", "friend"), 20, interval=1)
+        stuck = classic.neighbor("friend", "laptop")["state"]
+        t0 = time.monotonic()
+        result = apply_machine(laptop, good, enable_at_boot=False)
+        applied = time.monotonic() - t0
+        assert result.ok, result.summary()
+        wait_until("the session Established again",
+                   lambda: established(classic, "laptop", "friend"), 10, interval=0.2,
+                   detail=lambda: (classic.neighbor("laptop", "friend")["state"],
+                                   classic.neighbor("friend", "laptop")["state"]))
+        print(f"friend was {stuck}; apply took {applied:.1f} s; session Established "
+              f"{time.monotonic() - t0:.1f} s after apply started")
+    finally:
+        restore(classic, lambda: apply_machine(laptop, good, enable_at_boot=False),
+                ["laptop"])
 
 
 def test_nat_mapping_expired(classic: ClassicLab) -> None:
@@ -369,7 +453,7 @@ def test_nat_mapping_expired(classic: ClassicLab) -> None:
     carrier.run(["sysctl", "-qw", *(f"{t}=3" for t in timeouts)])
     reports = []
     try:
-        time.sleep(5)
+        time.sleep(5)  # the condition under test: the carrier's 3 s mapping timeout passes
         for _ in range(10):
             report = classic.doctor()
             reports.append(report)

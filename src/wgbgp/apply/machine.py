@@ -410,8 +410,13 @@ class _Runner:
                               "prefixes newly allowed in may arrive only after a session reset")
         if delta.empty:
             return "running config already matches: nothing reloaded", self._undo_reload
+        cleared = [line.split(None, 1)[1] for line in res.stdout.splitlines()
+                   if line.startswith("==cleared ")]
+        restarted = (f"; restarted {plural(len(cleared), 'session')} that were not "
+                     "Established: " + ", ".join(cleared) if cleared else "")
         return (f"frr-reload.py applied {plural(len(delta.delete), 'deletion')}, "
-                f"{plural(len(delta.add), 'addition')}\n" + delta.text()), self._undo_reload
+                f"{plural(len(delta.add), 'addition')}{restarted}\n" + delta.text()
+                ), self._undo_reload
 
     def frr_restart(self, step: Step) -> tuple[str, Callable[[], None]]:
         argv = _frr_service(self.state, "restart")

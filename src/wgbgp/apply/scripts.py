@@ -233,6 +233,23 @@ if [ "$mode" = reload ] && grep -q '^Lines To' "$st/test.out"; then
   # refused until the session resets. A soft inbound clear sends ROUTE-REFRESH instead;
   # no session is reset.
   vtysh -c 'clear bgp ipv4 unicast * soft in' >/dev/null 2>&1 || echo "==soft-in failed"
+  # A session that is not Established when its config changes may sit out a backoff the
+  # old config caused: the idle hold doubled by each failed attempt (up to 120 s), or a
+  # connect timer that started before the change. A hard clear restarts its FSM now; it
+  # resets nothing that was up, and Established sessions are never touched.
+  vtysh -c 'show bgp vrf all neighbors json' 2>/dev/null | python3 -c '
+import json, sys
+try:
+    data = json.load(sys.stdin)
+except ValueError:
+    sys.exit(0)
+for vrf in data.values():
+    for addr, n in (vrf.items() if isinstance(vrf, dict) else ()):
+        if isinstance(n, dict) and n.get("bgpState", "Established") != "Established":
+            print(addr)
+' 2>/dev/null | while read -r a; do
+    vtysh -c "clear bgp $a" >/dev/null 2>&1 && echo "==cleared $a"
+  done
 fi
 """
 
