@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_interface
-from typing import Literal
+from typing import Any, Literal
 
 from ..render import RenderedFile
 
@@ -104,7 +104,7 @@ class FileChange:
                           for line in body)]
         return "".join(lines)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "action": self.action,
                 "mode": f"{self.mode:04o}",
                 "old_mode": None if self.old_mode is None else f"{self.old_mode:04o}",
@@ -144,7 +144,7 @@ class ChangeSet:
         return ", ".join(f"{n} to {a}" if a != "unchanged" else f"{n} unchanged"
                          for a, n in counts.items() if n) or "no files"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "summary": self.summary(),
                 "files": [c.to_dict() for c in self.changes]}
 

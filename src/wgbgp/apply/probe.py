@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..transport import Executor
 from .changes import CurrentFile
@@ -117,7 +118,7 @@ class MachineState:
     def has(self, tool: str) -> bool:
         return self.tools.get(tool, False)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "interfaces": {n: {"up": i.exists, "mtu": i.mtu, "addresses": list(i.addresses)}
                            for n, i in self.interfaces.items()},

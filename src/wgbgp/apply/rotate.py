@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..compile import compile_topology
+from ..compile import Plan, Tunnel, compile_topology
 from ..model import TopologyError, parse
 from ..model.edit import EditError, set_public_key
 from ..render import SecretError, render_machine
@@ -54,7 +55,7 @@ class RotateResult:
     outage: float | None = None   # s from the hub dropping the old key to the new handshake
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "old_public_key": self.old_public_key,
                 "new_public_key": self.new_public_key,
                 "hubs": {h: r.to_dict() for h, r in self.hubs.items()},
@@ -152,7 +153,7 @@ def rotate_key(topology_path: Path, machine: str, executors: Mapping[str, Execut
     return result
 
 
-def _switch(node: Executor, machine: str, tunnels: list, hub_plan, key_file: str,
+def _switch(node: Executor, machine: str, tunnels: list[Tunnel], hub_plan: Plan, key_file: str,
             timeout: float, result: RotateResult) -> bool:
     """Put the new key on `tunnels` and wait for their handshakes; False on timeout."""
     now = node.run(["date", "+%s"], check=False).stdout.strip()

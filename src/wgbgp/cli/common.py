@@ -26,7 +26,7 @@ from typer._click.globals import get_current_context
 from typer.core import TyperGroup
 
 from ..model import Issue, Topology, TopologyError, parse
-from ..words import plural
+from ..words import plural as plural  # re-exported: commands import it from here
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -93,16 +93,17 @@ def _age(seconds: float | None) -> str:
 
 
 def _bytes(n: int) -> str:
+    size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
 
 
 def status_tables(status: MachineStatus, names: dict[str, str]) -> Group:
     """Rich tables for people: tunnels, BGP sessions, routes learned."""
-    parts: list = []
+    parts: list[RenderableType] = []
     wg = Table(title=f"{status.machine}: WireGuard", title_justify="left", expand=False)
     for col in ("interface", "peer", "endpoint (as seen)", "handshake", "received", "sent",
                 "keepalive", "allowed IPs"):
@@ -236,7 +237,8 @@ def print_report(report: Report, show_all: bool = False) -> None:
               f"{counts['skip']} skipped as consequences)", markup=True)
 
 
-def _ssh_executors(plans: dict[str, Plan], topology: Path, skip: str | None) -> dict:
+def _ssh_executors(plans: dict[str, Plan], topology: Path,
+                   skip: str | None) -> dict[str, SSHExecutor]:
     topo, _ = read_topology(topology)
     targets = {**{n: h.ssh for n, h in topo.hubs.items()},
                **{n: c.ssh for n, c in topo.nodes.items()}}

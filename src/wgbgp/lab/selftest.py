@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ..compile import Plan, compile_topology
 from ..model import parse
@@ -26,7 +27,7 @@ class Assertion:
     ok: bool
     detail: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -117,8 +118,10 @@ def hub_forwarded_packets(executor: Executor) -> int:
     return total
 
 
-def _meta_key(expr: dict) -> str | None:
-    return expr.get("match", {}).get("left", {}).get("meta", {}).get("key")
+def _meta_key(expr: dict[str, Any]) -> str | None:
+    """The meta key an nft JSON expression matches on (e.g. "iifname"), if any."""
+    key = expr.get("match", {}).get("left", {}).get("meta", {}).get("key")
+    return key if isinstance(key, str) else None
 
 
 def crosses_hub(executors: Mapping[str, Executor], hubs: list[str], before: dict[str, int],

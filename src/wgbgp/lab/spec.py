@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 # Lab and machine names end up in namespace names, hostnames and file names.
 LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -65,7 +66,7 @@ class LabSpec:
         """Every machine name, hubs first, in declaration order."""
         return tuple(h.name for h in self.hubs) + tuple(c.name for c in self.clients)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in the lab state so `down`/`exec` can rebuild the plan)."""
         return {
             "name": self.name,
@@ -77,7 +78,7 @@ class LabSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> LabSpec:
+    def from_dict(cls, data: dict[str, Any]) -> LabSpec:
         """Inverse of `to_dict`."""
         return cls(
             name=data["name"],

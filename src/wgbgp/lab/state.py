@@ -16,16 +16,25 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 from wgbgp.lab.spec import LAB_NAME
 
 LAB_ROOT = Path(os.environ.get("WGBGP_LAB_ROOT", "/run/wgbgp"))
 NETNS_DIR = Path("/run/netns")  # where `ip netns add` pins network namespaces
 STATE_VERSION = 1
+
+
+class PidRecord(TypedDict):
+    """A process started inside a lab machine (`Machine.spawn`)."""
+
+    pid: int
+    machine: str
+    argv: list[str]
 
 
 class LabExists(Exception):
@@ -51,16 +60,17 @@ class LabState:
     lab: str
     status: str = "building"  # building -> up -> tearing-down
     created: float = field(default_factory=time.time)
-    spec: dict = field(default_factory=dict)        # LabSpec.to_dict(), to rebuild the plan
-    options: dict = field(default_factory=dict)     # e.g. {"mgmt": true}
+    spec: dict[str, Any] = field(default_factory=dict)  # LabSpec.to_dict(): rebuilds the plan
+    options: dict[str, bool] = field(default_factory=dict)  # e.g. {"mgmt": true}
     namespaces: list[str] = field(default_factory=list)  # network namespaces (/run/netns)
     ns_files: list[str] = field(default_factory=list)    # nsfs bind mounts (mnt/uts handles)
     mounts: list[str] = field(default_factory=list)      # other host-side mounts
-    pids: list[dict] = field(default_factory=list)       # processes started, for the record
+    pids: list[PidRecord] = field(default_factory=list)  # processes started, for the record
     version: int = STATE_VERSION
 
     @classmethod
-    def create(cls, lab: str, **kw) -> LabState:
+    def create(cls, lab: str, *, spec: dict[str, Any] | None = None,
+               options: dict[str, bool] | None = None) -> LabState:
         """Claim the lab's directory atomically and write the first state.
 
         Raises LabExists when the directory is already there: `mkdir` is the lock that
@@ -75,7 +85,8 @@ class LabState:
             raise LabExists(
                 f"lab {lab!r} {what}: {lab_dir(lab)}. Run `wgbgp lab down` first, "
                 "or pick another lab name.") from None
-        state = cls(lab=lab, **kw)
+        state = cls(lab=lab, spec=spec if spec is not None else {},
+                    options=options if options is not None else {})
         state.save()
         return state
 
@@ -101,18 +112,21 @@ class LabState:
             json.dump(asdict(self), fh, indent=1)
         os.replace(tmp, path)
 
-    def record(self, **items: list) -> None:
+    def record(self, *, namespaces: Sequence[str] = (), ns_files: Sequence[str] = (),
+               mounts: Sequence[str] = (), pids: Sequence[PidRecord] = ()) -> None:
         """Append to the named lists (e.g. namespaces=[...]) and save, before creating them.
 
         Merges with the file under a lock, so threads and other processes (e.g. `lab exec`
         spawning a daemon during `up`) never lose each other's entries.
         """
+        items: dict[str, Sequence[str] | Sequence[PidRecord]] = {
+            "namespaces": namespaces, "ns_files": ns_files, "mounts": mounts, "pids": pids}
         with _locked(self.lab):
             disk = LabState.load(self.lab)
-            for key in ("namespaces", "ns_files", "mounts", "pids"):
+            for key, added in items.items():
                 current = getattr(self, key)
                 merged = list(getattr(disk, key)) if disk else []
-                merged += [v for v in current + list(items.get(key, ())) if v not in merged]
+                merged += [v for v in current + list(added) if v not in merged]
                 setattr(self, key, merged)
             self._write()
 

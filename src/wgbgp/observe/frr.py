@@ -59,7 +59,7 @@ class BgpNeighbor:
     def name(self) -> str:
         return self.description or self.hostname or self.address
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "name": self.name,
@@ -103,7 +103,7 @@ class Route:
     interfaces: tuple[str, ...] = ()
     distance: int | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"prefix": self.prefix, "protocol": self.protocol, "selected": self.selected,
                 "installed": self.installed, "nexthops": list(self.nexthops)}
 
@@ -127,7 +127,7 @@ class BgpStatus:
     def route(self, prefix: str) -> Route | None:
         return next((r for r in self.routes if r.prefix == prefix), None)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "router_id": self.router_id,
             "asn": self.asn,
@@ -155,7 +155,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def parse_summary(text: str) -> tuple[str | None, int | None, dict[str, dict]]:
+def parse_summary(text: str) -> tuple[str | None, int | None, dict[str, dict[str, Any]]]:
     """`show bgp summary json` -> (router id, local AS, {neighbour address: fields})."""
     data = loads(text, "show bgp summary json")
     if not isinstance(data, dict):
@@ -164,14 +164,14 @@ def parse_summary(text: str) -> tuple[str | None, int | None, dict[str, dict]]:
     afs = [data[k] for k in ("ipv4Unicast", "ipv6Unicast") if isinstance(data.get(k), dict)]
     if not afs:
         return None, None, {}
-    peers: dict[str, dict] = {}
+    peers: dict[str, dict[str, Any]] = {}
     for af in afs:
         for address, fields in (af.get("peers") or {}).items():
             peers.setdefault(address, fields)
     return afs[0].get("routerId"), _int(afs[0].get("as")), peers
 
 
-def _filters(af: dict, direction: str) -> tuple[str, ...]:
+def _filters(af: dict[str, Any], direction: str) -> tuple[str, ...]:
     """Names of the policies applied in one direction ("in"/"out") of one address family."""
     keys = {
         "in": (("incomingUpdatePrefixFilterList", "prefix-list"),
@@ -186,7 +186,7 @@ def _filters(af: dict, direction: str) -> tuple[str, ...]:
     return tuple(f"{kind} {af[k]}" for k, kind in keys if af.get(k))
 
 
-def _state(fields: dict) -> str:
+def _state(fields: dict[str, Any]) -> str:
     return str(fields.get("bgpState") or fields.get("state") or "Unknown")
 
 
@@ -194,7 +194,7 @@ def parse_neighbors(summary: str, neighbors: str | None = None) -> tuple[
         str | None, int | None, tuple[BgpNeighbor, ...]]:
     """Summary (required) and neighbour detail (optional) -> (router id, AS, neighbours)."""
     router_id, asn, peers = parse_summary(summary)
-    detail: dict[str, dict] = {}
+    detail: dict[str, dict[str, Any]] = {}
     if neighbors is not None:
         data = loads(neighbors, "show bgp neighbors json")
         if isinstance(data, dict):
@@ -240,7 +240,7 @@ def parse_neighbors(summary: str, neighbors: str | None = None) -> tuple[
     return router_id, asn, tuple(out)
 
 
-def _notification(d: dict) -> str | None:
+def _notification(d: dict[str, Any]) -> str | None:
     """The last NOTIFICATION sent or received, in FRR's words."""
     reason = d.get("lastNotificationReason")
     if reason:

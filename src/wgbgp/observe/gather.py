@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
+from typing import Any
 
 from ..compile.plan import Plan
 from ..transport import Executor, capture
@@ -66,14 +67,14 @@ class Observation:
                                                              if m not in keep)})),
                            {m: self.statuses[m] for m in keep if m in self.statuses})
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"schema": OBSERVATION_SCHEMA,
                 "snapshots": {m: s.to_json() for m, s in self.snapshots.items()},
                 "probes": [p.to_json() for p in self.probes],
                 "unobserved": list(self.unobserved)}
 
     @classmethod
-    def from_json(cls, data: dict) -> Observation:
+    def from_json(cls, data: dict[str, Any]) -> Observation:
         return cls({m: Snapshot.from_json(s) for m, s in data["snapshots"].items()},
                    tuple(ProbeResult.from_json(p) for p in data.get("probes", [])),
                    tuple(data.get("unobserved", ())))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..transport import CommandResult, Executor, capture
 
@@ -75,7 +75,7 @@ class ProbeSpec:
             what += f" ({self.packet_size}-byte packets{', DF' if self.df else ''})"
         return what
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -124,11 +124,11 @@ class ProbeResult:
     def evidence(self) -> str:
         return f"{self.spec.machine}: {self.spec.describe()}: {self.detail}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"spec": self.spec.to_json(), "output": self.output.to_json()}
 
     @classmethod
-    def from_json(cls, data: dict) -> ProbeResult:
+    def from_json(cls, data: dict[str, Any]) -> ProbeResult:
         return cls(ProbeSpec(**data["spec"]), CommandResult.from_json(data["output"]))
 
 

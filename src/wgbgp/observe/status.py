@@ -17,11 +17,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
+from typing import Any
 
 from ..compile.plan import Plan
 from ..transport import CommandResult, Executor, capture
 from . import bird
-from .frr import BgpStatus, FrrJsonError, Route, parse_neighbors, parse_routes, parse_table
+from .frr import BgpPath, BgpStatus, FrrJsonError, Route, parse_neighbors, parse_routes, parse_table
 from .wireguard import DumpError, WgInterface, parse_dump, redact_dump
 
 SCHEMA = "wgbgp.status/1"
@@ -61,12 +62,12 @@ class Snapshot:
     taken_at: float  # this host's clock when taken
     outputs: dict[str, CommandResult]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"machine": self.machine, "taken_at": self.taken_at,
                 "outputs": {k: v.to_json() for k, v in self.outputs.items()}}
 
     @classmethod
-    def from_json(cls, data: dict) -> Snapshot:
+    def from_json(cls, data: dict[str, Any]) -> Snapshot:
         return cls(data["machine"], data["taken_at"],
                    {k: CommandResult.from_json(v) for k, v in data["outputs"].items()})
 
@@ -150,7 +151,7 @@ class MachineStatus:
         """BGP was asked about and bgpd did not answer."""
         return self.bgp_asked and self.bgp is None
 
-    def to_json(self, names: Mapping[str, str] | None = None) -> dict:
+    def to_json(self, names: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Stable JSON for scripts. `names` (public key or address -> machine name), when
         given, adds a `name` to every tunnel peer and BGP neighbour it knows."""
         names = names or {}
@@ -245,8 +246,8 @@ def _bgp(o: dict[str, CommandResult]) -> tuple[BgpStatus | None, str | None]:
         neighbors = o.get("bgp_neighbors")
         router_id, asn, peers = parse_neighbors(
             summary.stdout, neighbors.stdout if neighbors and neighbors.ok else None)
-        paths: tuple = ()
-        rib: tuple = ()
+        paths: tuple[BgpPath, ...] = ()
+        rib: tuple[Route, ...] = ()
         for tkey, rkey in (("bgp_table", "bgp_routes"), ("bgp_table6", "bgp_routes6")):
             table, routes = o.get(tkey), o.get(rkey)
             paths += parse_table(table.stdout) if table and table.ok else ()

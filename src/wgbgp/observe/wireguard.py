@@ -25,6 +25,7 @@ removes them from raw text before it is stored anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 REDACTED = "(redacted)"
 # WireGuard refuses to use a session key older than this (REJECT_AFTER_TIME): a
@@ -55,7 +56,7 @@ class WgPeer:
             return None
         return max(0.0, now - self.latest_handshake)
 
-    def to_json(self, now: float) -> dict:
+    def to_json(self, now: float) -> dict[str, Any]:
         age = self.handshake_age(now)
         return {
             "public_key": self.public_key,
@@ -83,7 +84,7 @@ class WgInterface:
     def peer(self, public_key: str) -> WgPeer | None:
         return next((p for p in self.peers if p.public_key == public_key), None)
 
-    def to_json(self, now: float) -> dict:
+    def to_json(self, now: float) -> dict[str, Any]:
         return {
             "name": self.name,
             "public_key": self.public_key,

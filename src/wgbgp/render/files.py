@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from ..compile.plan import Plan, SecretRef, Tunnel
+from ..compile.plan import BgpSession, Plan, Prefix, SecretRef, Tunnel
 from ..model.keys import InvalidKey, decode_key
 
 WIREGUARD_DIR = "/etc/wireguard"
@@ -164,7 +164,7 @@ class _Family:
     """One address family as FRR's config spells it, with its sessions."""
 
     version: int
-    sessions: tuple
+    sessions: tuple[BgpSession, ...]
     base_group: str = "MESH"  # the speaker's peer-group name (IPv6: with a "6")
 
     @property
@@ -192,9 +192,9 @@ class _Family:
         return "IMPORT" if self.version == 4 else "IMPORT6"
 
     @property
-    def planes(self) -> tuple:
+    def planes(self) -> tuple[BgpSession, ...]:
         """Several hubs: one session per plane (interface) that sets a local-pref."""
-        seen: dict[str, object] = {}
+        seen: dict[str, BgpSession] = {}
         for s in self.sessions:
             if s.local_pref is not None:
                 seen.setdefault(s.interface, s)
@@ -205,9 +205,9 @@ class _Family:
         return f"{self.import_map}-{interface}"
 
     @property
-    def import_lists(self) -> tuple:
+    def import_lists(self) -> tuple[BgpSession, ...]:
         """One session per import prefix-list (sessions may share one)."""
-        seen: dict[str, object] = {}
+        seen: dict[str, BgpSession] = {}
         for s in self.sessions:
             seen.setdefault(s.import_list, s)
         return tuple(seen.values())
@@ -240,7 +240,7 @@ def render_bird(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | No
                         holds_secret=any(s.password for s in plan.bgp.sessions))
 
 
-def _bird_net(prefix, le: int | None) -> str:
+def _bird_net(prefix: Prefix, le: int | None) -> str:
     """A BIRD prefix-set entry: the prefix, or it and its more-specifics up to `le`."""
     return f"{prefix}{{{prefix.prefixlen},{le}}}" if le else str(prefix)
 
@@ -251,9 +251,9 @@ def render_sysctl(plan: Plan) -> RenderedFile:
                         0o644, "sysctl")
 
 
-def _exit_families(plan: Plan) -> list[tuple[str, list]]:
+def _exit_families(plan: Plan) -> list[tuple[str, list[Prefix]]]:
     """Exit sources by nftables family keyword (`ip`, `ip6`): a set holds one family."""
-    out = []
+    out: list[tuple[str, list[Prefix]]] = []
     for family, version in (("ip", 4), ("ip6", 6)):
         sources = [p for p in plan.exit_sources if p.version == version]
         if sources:

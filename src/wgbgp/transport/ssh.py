@@ -234,7 +234,7 @@ def _text(data: Any) -> str:
 CLONE_NEWNET = 0x40000000
 
 
-def netns_connector(netns: str | os.PathLike, host: str, port: int = 22,
+def netns_connector(netns: str | os.PathLike[str], host: str, port: int = 22,
                     timeout: float = 10.0) -> Callable[[], socket.socket]:
     """A sock_factory that opens the TCP connection from inside a network namespace (root).
 
@@ -243,7 +243,9 @@ def netns_connector(netns: str | os.PathLike, host: str, port: int = 22,
     the host's namespace reaches, say, a lab machine on the lab's management network.
     """
     def connect() -> socket.socket:
-        box: dict[str, Any] = {}
+        # What the thread made, or what it raised (at most one of them).
+        made: list[socket.socket] = []
+        raised: list[BaseException] = []
 
         def work() -> None:
             try:
@@ -257,15 +259,15 @@ def netns_connector(netns: str | os.PathLike, host: str, port: int = 22,
                     os.close(fd)
                 sock = socket.create_connection((host, port), timeout)
                 sock.settimeout(None)
-                box["sock"] = sock
+                made.append(sock)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                box["error"] = exc
+                raised.append(exc)
 
         t = threading.Thread(target=work, name="wgbgp-netns-connect")
         t.start()
         t.join()
-        if "error" in box:
-            raise box["error"]
-        return box["sock"]
+        if raised:
+            raise raised[0]
+        return made[0]
 
     return connect
