@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from wgbgp.apply.changes import mask_secrets, parse_wg_quick, sysctl_settings
 from wgbgp.apply.drift import parse_wg_config
+from wgbgp.apply.probe import sysctl_key
 from wgbgp.transport import CommandFailed, CommandResult
 
 DEBIAN_DAEMONS = "bgpd=no\nospfd=no\nbfdd=no\nvtysh_enable=yes\nbgpd_options=\"   -A 127.0.0.1\"\n"
@@ -116,8 +117,9 @@ class FakeMachine:
                 elif arg in self.interfaces:
                     out += [f"wgconf\t{arg}\t0", ""]
             elif tag == "S":
-                if arg in self.sysctls:
-                    out.append(f"sysctl\t{arg}\t{self.sysctls[arg]}")
+                key = sysctl_key(arg)
+                if key in self.sysctls:
+                    out.append(f"sysctl\t{arg}\t{self.sysctls[key]}")
             elif tag == "K":
                 out.append(f"key\t{arg}\t{int(arg in self.files)}")
             elif tag == "U":

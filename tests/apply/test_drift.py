@@ -8,7 +8,7 @@ import base64
 from wgbgp.apply import apply_machine, plan_machine
 from wgbgp.apply.changes import FRR_DAEMONS, compute_changes, daemons_file
 from wgbgp.apply.drift import parse_wg_config, peer_drift, route_drift
-from wgbgp.apply.probe import parse_probe
+from wgbgp.apply.probe import parse_probe, probe_args, sysctl_key, sysctl_path
 from wgbgp.apply.steps import plan_steps
 from wgbgp.render import RenderedFile
 
@@ -72,8 +72,9 @@ def hub_probe(*, up: str = "1", routes=HEALTHY_ROUTES, showconf: str | None = SH
     else:
         out += [f"wgconf{T}wg-vps{T}1", base64.b64encode(showconf.encode()).decode()]
         out += [f"route{T}wg-vps{T}{r}" for r in routes]
-    out += [f"sysctl{T}net.ipv4.ip_forward{T}{forward}",
-            f"sysctl{T}net.ipv4.conf.all.rp_filter{T}1", f"key{T}/etc/wgbgp/keys/vps.key{T}1",
+    out += [f"sysctl{T}/proc/sys/net/ipv4/ip_forward{T}{forward}",
+            f"sysctl{T}/proc/sys/net/ipv4/conf/all/rp_filter{T}1",
+            f"key{T}/etc/wgbgp/keys/vps.key{T}1",
             *extra, "end"]
     return "\n".join(out) + "\n"
 
@@ -100,6 +101,14 @@ def test_probe_parses_link_state_showconf_routes_and_sysctls():
     assert "Endpoint = 198.51.100.1:40001" in (s.wg_config["wg-vps"] or "")
     assert s.routes["wg-vps"] == ("10.0.0.0/24",)
     assert s.sysctls == {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "1"}
+    multi = parse_probe(f"sysctl{T}/proc/sys/net/ipv4/ip_local_port_range{T}1024{T}65535\nend\n")
+    assert multi.sysctls == {"net.ipv4.ip_local_port_range": "1024 65535"}
+    assert sysctl_path("net.ipv4.conf.eth0/5.rp_filter") == \
+        "/proc/sys/net/ipv4/conf/eth0.5/rp_filter"
+    assert sysctl_key(sysctl_path("net.ipv4.conf.eth0/5.rp_filter")) == \
+        "net.ipv4.conf.eth0/5.rp_filter"
+    assert probe_args(wireguard=["wg-vps"], sysctls=["net.ipv4.ip_forward"]) == [
+        "W", "wg-vps", "S", "/proc/sys/net/ipv4/ip_forward"]
     assert parse_probe(hub_probe(showconf=None)).wg_config["wg-vps"] is None
     # Older output (no link flag, no W/S lines) reads as "not reported", never as drift.
     old = parse_probe(f"iface{T}wg-x{T}1{T}1420\nend\n")

@@ -4,6 +4,9 @@ lab healthy (re-apply in `finally`)."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 import time
 import uuid
 from ipaddress import IPv4Address
@@ -89,6 +92,38 @@ def test_flapped_hub_interface_is_repaired(net):
         print(r.summary())
         print(f"reachable again {wait_reach(net):.2f} s after apply")
     finally:
+        net.apply(net.text)
+    healthy(net)
+
+
+def wgbgp_on(net: Net, machine: str, *args: str):
+    """`wgbgp ARGS` run inside a lab machine, as a user on that machine would."""
+    env = [f"PYTHONPATH={os.environ['PYTHONPATH']}"] if os.environ.get("PYTHONPATH") else []
+    return net.x[machine].run(["env", *env, sys.executable, "-m", "wgbgp", *args],
+                              check=False, timeout=120)
+
+
+def test_cli_plan_shows_the_flap_and_apply_repairs_it(net):
+    healthy(net)
+    vps = net.x["vps"]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir="/tmp", delete=False) as fh:
+        fh.write(net.text)
+    try:
+        vps.run(["ip", "link", "set", "wg-vps", "down"])
+        vps.run(["ip", "link", "set", "wg-vps", "up"])
+        plan = wgbgp_on(net, "vps", "plan", fh.name, "--node", "vps", "--local")
+        assert plan.ok, plan.stderr
+        assert "drift: route 100.100.100.2/32 dev wg-vps is missing" in plan.stdout, plan.stdout
+        applied = wgbgp_on(net, "vps", "apply", fh.name, "--node", "vps", "--local")
+        assert applied.ok, applied.stdout + applied.stderr
+        assert "repaired: route 100.100.100.2/32 dev wg-vps was missing" in applied.stdout
+        assert "repaired: route 100.100.100.1/32 dev wg-vps was missing" in applied.stdout
+        wait_reach(net)
+        again = wgbgp_on(net, "vps", "apply", fh.name, "--node", "vps", "--local")
+        assert again.ok and "no changes" in again.stdout and "repaired" not in again.stdout, \
+            again.stdout
+    finally:
+        os.unlink(fh.name)
         net.apply(net.text)
     healthy(net)
 

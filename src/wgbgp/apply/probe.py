@@ -21,8 +21,8 @@ SYSCTL_BEFORE = f"{STATE_DIR}/sysctl-before"  # values before wgbgp first set th
 
 # Arguments: a sequence of `F path` (file to hash; masked text returned), `R path` (file
 # returned whole: not secret), `I iface` (interface facts), `K path` (key file exists?),
-# `W iface` (`wg showconf`, keys masked, and the routes via the interface), `S key` (a
-# sysctl's value), `U unit` (systemd unit enabled?).
+# `W iface` (`wg showconf`, keys masked, and the routes via the interface), `S path` (a
+# sysctl's value, by its /proc/sys path: see sysctl_path), `U unit` (systemd unit enabled?).
 PROBE_SCRIPT = r"""
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C
@@ -47,6 +47,7 @@ if command -v birdc >/dev/null 2>&1 \
    && birdc -s /run/bird/bird.ctl show status >/dev/null 2>&1; then echo "bird${t}1"; fi
 if command -v nft >/dev/null 2>&1 && nft list table inet wgbgp >/dev/null 2>&1; then
   echo "nft${t}1"; else echo "nft${t}0"; fi
+sysctls=
 while [ $# -ge 2 ]; do
   what=$1; arg=$2; shift 2
   case $what in
@@ -65,8 +66,9 @@ while [ $# -ge 2 ]; do
     fi ;;
   I)
     if link=$(ip -o link show dev "$arg" 2>/dev/null); then
-      mtu=$(printf '%s\n' "$link" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
-      flags=$(printf '%s\n' "$link" | sed -n 's/^[0-9]*: [^<]*<\([^>]*\)>.*/\1/p')
+      # one sed: "MTU FLAGS" (flags as in <POINTOPOINT,NOARP,UP,LOWER_UP>)
+      mf=$(printf '%s\n' "$link" | sed -n 's/^[0-9]*: [^<]*<\([^>]*\)>.* mtu \([0-9]*\).*/\2 \1/p')
+      mtu=${mf%% *}; flags=${mf#* }
       case ",$flags," in *,UP,*) up=1 ;; *) up=0 ;; esac
       echo "iface$t$arg${t}1$t$mtu$t$up"
       ip -o addr show dev "$arg" 2>/dev/null | while read -r _ _ fam addr _; do
@@ -90,8 +92,7 @@ while [ $# -ge 2 ]; do
     else
       echo "wgconf$t$arg${t}0"; echo
     fi ;;
-  S)
-    if v=$(sysctl -n "$arg" 2>/dev/null); then echo "sysctl$t$arg$t$v"; fi ;;
+  S) sysctls="$sysctls $arg" ;;  # /proc/sys paths, read all at once below
   K)
     if [ -s "$arg" ]; then echo "key$t$arg${t}1"; else echo "key$t$arg${t}0"; fi ;;
   U)
@@ -100,6 +101,13 @@ while [ $# -ge 2 ]; do
       echo "unit$t$arg${t}1"; else echo "unit$t$arg${t}0"; fi ;;
   esac
 done
+# One process for every sysctl (the shell's `read` cannot read /proc/sys: it reads a byte
+# at a time, and those files answer only a read from offset 0). A missing key prints nothing.
+if [ -n "$sysctls" ]; then
+  grep -H '' $sysctls 2>/dev/null | while IFS= read -r line; do
+    echo "sysctl$t${line%%:*}$t${line#*:}"
+  done
+fi
 echo "end"
 """
 
@@ -166,11 +174,24 @@ def probe_args(
     sysctls: Iterable[str] = (),
 ) -> list[str]:
     args: list[str] = []
+    sysctls = [sysctl_path(k) for k in sysctls]
     for tag, items in (("F", files), ("R", raw), ("I", interfaces), ("K", keys), ("U", units),
                        ("W", wireguard), ("S", sysctls)):
         for item in items:
             args += [tag, item]
     return args
+
+
+def sysctl_path(key: str) -> str:
+    """`net.ipv4.ip_forward` -> `/proc/sys/net/ipv4/ip_forward` (as sysctl(8) maps it: a
+    `/` in a key, e.g. a VLAN interface `eth0.5` written `eth0/5`, becomes a `.`)."""
+    return "/proc/sys/" + "/".join(part.replace("/", ".") for part in key.split("."))
+
+
+def sysctl_key(path: str) -> str:
+    """The inverse of sysctl_path."""
+    rel = path.removeprefix("/proc/sys/")
+    return ".".join(part.replace(".", "/") for part in rel.split("/"))
 
 
 def parse_probe(output: str) -> MachineState:
@@ -224,7 +245,7 @@ def parse_probe(output: str) -> MachineState:
         elif tag == "route":
             routes.setdefault(parts[1], []).append(parts[2])
         elif tag == "sysctl":
-            state.sysctls[parts[1]] = " ".join(" ".join(parts[2:]).split())
+            state.sysctls[sysctl_key(parts[1])] = " ".join(" ".join(parts[2:]).split())
         elif tag == "addr":
             addrs.setdefault(parts[1], []).append(parts[2])
         elif tag == "key":
