@@ -212,13 +212,13 @@ DAEMONS = "bgpd=yes\nstaticd=yes\nbfdd=yes\nvtysh_enable=yes\n"
 FRR = "frr defaults traditional\nrouter bgp 65010\n"
 
 
-def frr_plan(daemons: list[str]):
+def frr_plan(daemons: list[str], on_disk: str = DAEMONS):
     frr_files = [RenderedFile("/etc/frr/frr.conf", FRR, 0o640, "frr")]
     out = [f"tool{T}{t}{T}1" for t in ("vtysh", "frrinit.sh", "frr-reload.py", "base64",
                                         "sha256sum")]
     out += [f"systemd{T}0", f"pending{T}0", f"nft{T}0"]
     out += [f"daemon{T}{d}{T}{100 + i}" for i, d in enumerate(daemons)]
-    out += _file("/etc/frr/frr.conf", FRR, "640") + _file(FRR_DAEMONS, DAEMONS, "640")
+    out += _file("/etc/frr/frr.conf", FRR, "640") + _file(FRR_DAEMONS, on_disk, "640")
     state = parse_probe("\n".join([*out, "end"]) + "\n")
     wanted = [*frr_files, daemons_file(state.files[FRR_DAEMONS])]
     return plan_steps(compute_changes(wanted, state.files, "laptop"), state,
@@ -258,3 +258,11 @@ def test_apply_on_the_fake_reports_repairs_and_plan_shows_drift(classic):
     assert r.to_dict()["repaired"] == r.repaired
     again = apply_machine(m, classic["vps"])
     assert again.steps == [] and again.repaired == []
+
+
+def test_daemons_enabled_only_by_the_new_daemons_file_are_no_drift():
+    """FRR started from a daemons file without staticd/bfdd: apply enables them in the file
+    (they start at FRR's next start, as before); it does not restart FRR for them."""
+    sp = frr_plan(["watchfrr", "zebra", "bgpd"], on_disk="bgpd=yes\nstaticd=no\nbfdd=no\n")
+    assert sp.drift == () and [s.action for s in sp.steps] == ["write"]
+    assert any("next start" in n for n in sp.notes)

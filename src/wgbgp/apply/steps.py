@@ -212,7 +212,10 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
     if frr is not None:
         asn = bgp_asn(frr.new_text)
         daemons = changes.get(FRR_DAEMONS)
-        missing = frr_missing(state, daemons.new_text if daemons is not None else None)
+        # Daemons the installed /etc/frr/daemons enables (what FRR started with): a change
+        # to that file takes effect at FRR's next start (note below), it is no drift.
+        installed = state.files.get(FRR_DAEMONS)
+        missing = frr_missing(state, installed.text if installed is not None else None)
         if not state.frr_running:
             if not frr.content_changed and frr.action != "create":
                 drift.append(Drift("daemon", "frr", "FRR {be} not running", "frr"))
