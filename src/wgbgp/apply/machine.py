@@ -1,6 +1,9 @@
 """Plan, apply and remove wgbgp's configuration on one machine, through an executor.
 
 `plan_machine` probes the machine (one command) and computes the change set and the steps.
+The probe also reads live state (link state, `wg showconf`, routes, sysctls, nft, daemons);
+where it drifted from unchanged files (drift.py), the step that applies them runs again and
+apply reports each repair as one `repaired: ...` line (`ApplyResult.repaired`).
 `apply_machine` runs those steps; if one fails, every step already done is undone (files
 restored from their `.wgbgp-prev` copies first, then the live state rolled back in reverse),
 and the result names the step and the reason. `down_machine` removes what apply installed.
