@@ -7,7 +7,9 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
-from wgbgp.apply.changes import mask_secrets
+from wgbgp.apply.changes import mask_secrets, parse_wg_quick, sysctl_settings
+from wgbgp.apply.drift import parse_wg_config
+from wgbgp.apply.probe import sysctl_key
 from wgbgp.transport import CommandFailed, CommandResult
 
 DEBIAN_DAEMONS = "bgpd=no\nospfd=no\nbfdd=no\nvtysh_enable=yes\nbgpd_options=\"   -A 127.0.0.1\"\n"
@@ -31,6 +33,12 @@ class FakeMachine:
     stdins: list[str] = field(default_factory=list)
     prev: dict[str, tuple[str, int]] = field(default_factory=dict)
     services: list[tuple[str, str]] = field(default_factory=list)  # (verb, how) FRR was run
+    # Live WireGuard and kernel facts, kept as wg-quick, `wg syncconf` and sysctl set them
+    # (an interface set by hand in `interfaces` has none: the probe then reports none).
+    showconf: dict[str, str] = field(default_factory=dict)
+    routes: dict[str, list[str]] = field(default_factory=dict)
+    down: set[str] = field(default_factory=set)
+    sysctls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.files.setdefault("/etc/frr/daemons", (DEBIAN_DAEMONS, 0o640))
@@ -80,7 +88,8 @@ class FakeMachine:
         out.append(f"systemd\t{int(self.systemd)}")
         out.append(f"pending\t{int('/etc/wgbgp/apply-pending' in self.files)}")
         if self.frr_running:
-            out += ["daemon\twatchfrr\t100", "daemon\tzebra\t101", "daemon\tbgpd\t102"]
+            out += ["daemon\twatchfrr\t100", "daemon\tzebra\t101", "daemon\tbgpd\t102",
+                    "daemon\tstaticd\t103", "daemon\tbfdd\t104"]
         out.append(f"nft\t{int(self.nft_table)}")
         for tag, arg in zip(args[::2], args[1::2], strict=True):
             if tag in "FR":
@@ -96,16 +105,40 @@ class FakeMachine:
             elif tag == "I":
                 if arg in self.interfaces:
                     mtu, addrs = self.interfaces[arg]
-                    out.append(f"iface\t{arg}\t1\t{mtu}")
+                    out.append(f"iface\t{arg}\t1\t{mtu}\t{int(arg not in self.down)}")
                     out += [f"addr\t{arg}\t{a}" for a in addrs]
                 else:
                     out.append(f"iface\t{arg}\t0")
+            elif tag == "W":
+                if arg in self.showconf and arg in self.interfaces:
+                    out += [f"wgconf\t{arg}\t1",
+                            base64.b64encode(mask_secrets(self.showconf[arg]).encode()).decode()]
+                    out += [f"route\t{arg}\t{r}" for r in self.routes.get(arg, [])]
+                elif arg in self.interfaces:
+                    out += [f"wgconf\t{arg}\t0", ""]
+            elif tag == "S":
+                key = sysctl_key(arg)
+                if key in self.sysctls:
+                    out.append(f"sysctl\t{arg}\t{self.sysctls[key]}")
             elif tag == "K":
                 out.append(f"key\t{arg}\t{int(arg in self.files)}")
             elif tag == "U":
                 out.append(f"unit\t{arg}\t{int(arg in self.enabled_units)}")
         out.append("end")
         return "\n".join(out) + "\n"
+
+    def wg_from_file(self, iface: str) -> None:
+        """The live interface as wg-quick (or `wg syncconf` + routes) makes it from its file."""
+        path = f"/etc/wireguard/{iface}.conf"
+        f = self.files.get(path)
+        if f is None:
+            return
+        wg = parse_wg_quick(path, f[0])
+        self.interfaces[iface] = (wg.mtu or 1420, list(wg.addresses))
+        self.showconf[iface] = f[0]
+        self.routes[iface] = ([a for p in parse_wg_config(f[0]).peers.values()
+                               for a in sorted(p.allowed_ips) if not a.endswith("/0")]
+                              if wg.table == "auto" else [])
 
     def answer(self, key: str, argv: list[str], stdin: str) -> CommandResult:
         if key == "wgbgp-probe":
@@ -134,8 +167,18 @@ class FakeMachine:
             return self.ok(argv)
         if key == "wg-quick up":
             self.interfaces[argv[-1]] = (1420, [])
+            self.wg_from_file(argv[-1])
             return self.ok(argv, "", "[!] Missing WireGuard kernel module. Falling back to slow "
                                      "userspace implementation.")
+        if key == "wgbgp-wg-sync":  # IFACE SRC KEYFILE TABLE OPS...
+            self.wg_from_file(argv[4])
+            ops = argv[8:]
+            if ("up", "1") in zip(ops[::2], ops[1::2], strict=True):
+                self.down.discard(argv[4])
+        if key == "wgbgp-sysctl":  # FILE BEFORE KEYS...
+            f = self.files.get(argv[4])
+            if f is not None:
+                self.sysctls.update(sysctl_settings(f[0]))
         if key == "wgbgp-frr-service":  # MANIFEST HOW VERB SYSTEMD TENTHS ASN
             self.frr_running = True
             self.services.append((argv[6], "systemd" if argv[7] == "1" else "frrinit"))

@@ -130,3 +130,17 @@ def test_retire_puts_a_daemons_files_away_and_unretire_brings_them_back(tmp_path
     assert (tmp_path / "daemons.wgbgp-orig").read_text() == "bgpd=no\n"
     assert manifest.read_text() == before
     assert not list(tmp_path.rglob("*.wgbgp-retired"))
+
+
+def test_probe_reads_sysctls_and_link_state_for_real():
+    """Real /bin/sh (dash) and /proc/sys: multi-digit and multi-value sysctls come back
+    whole, a missing key is left out, and `lo` reads as present and UP."""
+    with open("/proc/sys/net/ipv4/ip_default_ttl") as fh:
+        ttl = fh.read().strip()
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+        ports = " ".join(fh.read().split())
+    s = probe(X, interfaces=["lo"], sysctls=["net.ipv4.ip_default_ttl",
+                                             "net.ipv4.ip_local_port_range", "net.no.such"])
+    assert s.sysctls == {"net.ipv4.ip_default_ttl": ttl, "net.ipv4.ip_local_port_range": ports}
+    lo = s.interfaces["lo"]
+    assert lo.exists and lo.up is True and lo.mtu == 65536

@@ -1,6 +1,9 @@
 """Plan, apply and remove wgbgp's configuration on one machine, through an executor.
 
 `plan_machine` probes the machine (one command) and computes the change set and the steps.
+The probe also reads live state (link state, `wg showconf`, routes, sysctls, nft, daemons);
+where it drifted from unchanged files (drift.py), the step that applies them runs again and
+apply reports each repair as one `repaired: ...` line (`ApplyResult.repaired`).
 `apply_machine` runs those steps; if one fails, every step already done is undone (files
 restored from their `.wgbgp-prev` copies first, then the live state rolled back in reverse),
 and the result names the step and the reason. `down_machine` removes what apply installed.
@@ -45,7 +48,9 @@ from .changes import (
     parse_frr_reload_test,
     parse_wg_quick,
     pin_os_lines,
+    sysctl_settings,
 )
+from .drift import Drift
 from .probe import MANIFEST, PENDING, SYSCTL_BEFORE, MachineState, ProbeError, probe
 from .scripts import (
     BIRD_CONFIGURE,
@@ -106,6 +111,7 @@ class MachinePlan:
     problems: tuple[str, ...]
     notes: tuple[str, ...]
     frr_delta: FrrDelta | None = None
+    drift: tuple[Drift, ...] = ()  # live state that differs from the (unchanged) files
 
     @property
     def noop(self) -> bool:
@@ -118,6 +124,8 @@ class MachinePlan:
             out.append(self.changes.diff().rstrip("\n"))
         for p in self.problems:
             out.append(f"cannot apply: {p}")
+        for d in self.drift:
+            out.append(f"drift: {d.present} (would repair: {d.step})")
         for s in self.steps:
             out.append(f"would {s.name}: {s.reason}")
         if self.frr_delta is not None:
@@ -134,6 +142,7 @@ class MachinePlan:
             "machine": self.machine, "noop": self.noop, "changes": self.changes.to_dict(),
             "steps": [s.to_dict() for s in self.steps], "problems": list(self.problems),
             "notes": list(self.notes), "state": self.state.to_dict(),
+            "drift": [d.to_dict() for d in self.drift],
             "frr_delta": None if self.frr_delta is None else
             {"delete": list(self.frr_delta.delete), "add": list(self.frr_delta.add)},
         }
@@ -152,6 +161,7 @@ class ApplyResult:
     rolled_back: bool | None = None  # None: nothing needed undoing
     rollback_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # "repaired: ..." lines, one a drift
     seconds: float = 0.0
 
     @property
@@ -161,8 +171,10 @@ class ApplyResult:
     def summary(self) -> str:
         if self.ok:
             done = [s.name for s in self.steps if s.status == "ok"]
-            return (f"{self.machine}: " + ("applied: " + ", ".join(done) if done
-                                           else "no changes") + f" ({self.seconds:.2f} s)")
+            return "\n".join([f"{self.machine}: " + ("applied: " + ", ".join(done) if done
+                                                    else "no changes")
+                              + f" ({self.seconds:.2f} s)",
+                              *(f"    {line}" for line in self.repaired)])
         back = ("; previous configuration restored" if self.rolled_back else
                 "; ROLLBACK INCOMPLETE: " + "; ".join(self.rollback_errors)
                 if self.rolled_back is False else "; nothing was changed")
@@ -178,7 +190,7 @@ class ApplyResult:
             "failed_step": self.failed_step, "error": self.error,
             "rolled_back": self.rolled_back, "rollback_errors": self.rollback_errors,
             "steps": [s.to_dict() for s in self.steps], "notes": self.notes,
-            "seconds": round(self.seconds, 3),
+            "repaired": self.repaired, "seconds": round(self.seconds, 3),
             "plan": None if self.plan is None else self.plan.to_dict(),
         }
 
@@ -246,8 +258,12 @@ def plan_machine(
     units = ([f"wg-quick@{w.name}" for w in wgs] + (["frr"] if has_frr else [])
              + (["bird"] if has_bird else []))
     # The manifest too: a daemon config wgbgp installed and no longer renders is retired.
+    # Live facts to compare with the files: each tunnel's `wg showconf` and routes, and the
+    # current value of every sysctl the files set.
+    sysctls = sorted({k for f in files if f.kind == "sysctl" for k, _ in sysctl_settings(f.text)})
     state = probe(executor, files=paths, raw=([FRR_DAEMONS] if has_frr else []) + [MANIFEST],
-                  interfaces=[w.name for w in wgs], keys=keys, units=units)
+                  interfaces=[w.name for w in wgs], keys=keys, units=units,
+                  wireguard=[w.name for w in wgs], sysctls=sysctls)
     wanted = list(files)
     if has_frr:
         daemons = daemons_file(state.files.get(FRR_DAEMONS))
@@ -261,7 +277,8 @@ def plan_machine(
         frr = changes.get(FRR_CONF)
         assert frr is not None
         delta = _frr_test(executor, frr.new_text)
-    return MachinePlan(executor.name, changes, state, sp.steps, sp.problems, sp.notes, delta)
+    return MachinePlan(executor.name, changes, state, sp.steps, sp.problems, sp.notes, delta,
+                       sp.drift)
 
 
 def _frr_test(executor: Executor, text: str) -> FrrDelta:
@@ -369,7 +386,8 @@ class _Runner:
         res = _sh(self.x, WG_SYNC, "wgbgp-wg-sync", iface, p["path"], p["key_file"], p["table"],
                   *flat, check=False)
         _check(res, f"wg syncconf {iface}", undo)
-        extra = [line for line in res.stdout.splitlines() if line.startswith("route ")]
+        extra = [line for line in res.stdout.splitlines()
+                 if line.startswith(("route ", "link up"))]
         return "; ".join([f"wg syncconf {iface}", *(f"{o} {a}" for o, a in p["ops"]), *extra]), undo
 
     def _service(self, verb: str, how: str, asn: int | None) -> CommandResult:
@@ -606,6 +624,8 @@ def apply_machine(
             except Exception as exc:  # noqa: BLE001
                 result.notes.append(f"could not clear {PENDING}: {mask_output(str(exc))}")
         result.ok = True
+        ran = {s.name for s in result.steps if s.status == "ok"}
+        result.repaired = [d.line() for d in plan.drift if d.step in ran]
     else:
         _rollback(result, files_undo, done, executor, report)
     result.notes += runner.notes

@@ -21,7 +21,9 @@ PENDING = f"{STATE_DIR}/apply-pending"      # present while an apply is midway
 SYSCTL_BEFORE = f"{STATE_DIR}/sysctl-before"  # values before wgbgp first set them
 
 # Arguments: a sequence of `F path` (file to hash; masked text returned), `R path` (file
-# returned whole: not secret), `I iface` (interface facts), `K path` (key file exists?).
+# returned whole: not secret), `I iface` (interface facts), `K path` (key file exists?),
+# `W iface` (`wg showconf`, keys masked, and the routes via the interface), `S path` (a
+# sysctl's value, by its /proc/sys path: see sysctl_path), `U unit` (systemd unit enabled?).
 PROBE_SCRIPT = r"""
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LC_ALL=C
@@ -46,6 +48,7 @@ if command -v birdc >/dev/null 2>&1 \
    && birdc -s /run/bird/bird.ctl show status >/dev/null 2>&1; then echo "bird${t}1"; fi
 if command -v nft >/dev/null 2>&1 && nft list table inet wgbgp >/dev/null 2>&1; then
   echo "nft${t}1"; else echo "nft${t}0"; fi
+sysctls=
 while [ $# -ge 2 ]; do
   what=$1; arg=$2; shift 2
   case $what in
@@ -64,14 +67,33 @@ while [ $# -ge 2 ]; do
     fi ;;
   I)
     if link=$(ip -o link show dev "$arg" 2>/dev/null); then
-      mtu=$(printf '%s\n' "$link" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
-      echo "iface$t$arg${t}1$t$mtu"
+      # one sed: "MTU FLAGS" (flags as in <POINTOPOINT,NOARP,UP,LOWER_UP>)
+      mf=$(printf '%s\n' "$link" | sed -n 's/^[0-9]*: [^<]*<\([^>]*\)>.* mtu \([0-9]*\).*/\2 \1/p')
+      mtu=${mf%% *}; flags=${mf#* }
+      case ",$flags," in *,UP,*) up=1 ;; *) up=0 ;; esac
+      echo "iface$t$arg${t}1$t$mtu$t$up"
       ip -o addr show dev "$arg" 2>/dev/null | while read -r _ _ fam addr _; do
         case $fam in inet|inet6) echo "addr$t$arg$t$addr";; esac
       done
     else
       echo "iface$t$arg${t}0"
     fi ;;
+  W)
+    if conf=$(wg showconf "$arg" 2>/dev/null); then
+      echo "wgconf$t$arg${t}1"
+      printf '%s\n' "$conf" | sed -E -e "$mask" | base64 | tr -d '\n'; echo
+      for p in -4 -6; do
+        ip $p route show dev "$arg" 2>/dev/null | while read -r dst _; do
+          if [ "$dst" = default ]; then
+            if [ $p = -4 ]; then dst=0.0.0.0/0; else dst=::/0; fi
+          fi
+          echo "route$t$arg$t$dst"
+        done
+      done
+    else
+      echo "wgconf$t$arg${t}0"; echo
+    fi ;;
+  S) sysctls="$sysctls $arg" ;;  # /proc/sys paths, read all at once below
   K)
     if [ -s "$arg" ]; then echo "key$t$arg${t}1"; else echo "key$t$arg${t}0"; fi ;;
   U)
@@ -80,6 +102,13 @@ while [ $# -ge 2 ]; do
       echo "unit$t$arg${t}1"; else echo "unit$t$arg${t}0"; fi ;;
   esac
 done
+# One process for every sysctl (the shell's `read` cannot read /proc/sys: it reads a byte
+# at a time, and those files answer only a read from offset 0). A missing key prints nothing.
+if [ -n "$sysctls" ]; then
+  grep -H '' $sysctls 2>/dev/null | while IFS= read -r line; do
+    echo "sysctl$t${line%%:*}$t${line#*:}"
+  done
+fi
 echo "end"
 """
 
@@ -90,6 +119,7 @@ class LiveInterface:
     exists: bool
     mtu: int | None = None
     addresses: tuple[str, ...] = ()
+    up: bool | None = None  # administratively UP; None: not reported
 
 
 @dataclass
@@ -106,6 +136,11 @@ class MachineState:
     bird_running: bool = False  # BIRD answers on /run/bird/bird.ctl
     systemd: bool = False
     pending: bool = False
+    # `W iface`: the interface's `wg showconf` (keys masked), None when it did not answer;
+    # and the destinations of the routes via it (main table, as `ip route` prints them).
+    wg_config: dict[str, str | None] = field(default_factory=dict)
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sysctls: dict[str, str] = field(default_factory=dict)   # `S key` -> live value
 
     @property
     def frr_running(self) -> bool:
@@ -120,7 +155,8 @@ class MachineState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "interfaces": {n: {"up": i.exists, "mtu": i.mtu, "addresses": list(i.addresses)}
+            "interfaces": {n: {"up": i.exists, "link_up": i.up, "mtu": i.mtu,
+                               "addresses": list(i.addresses)}
                            for n, i in self.interfaces.items()},
             "frr_daemons": dict(self.daemons), "bird_running": self.bird_running,
             "nft_table": self.nft_table,
@@ -135,13 +171,28 @@ class ProbeError(Exception):
 
 def probe_args(
     files: Iterable[str] = (), raw: Iterable[str] = (), interfaces: Iterable[str] = (),
-    keys: Iterable[str] = (), units: Iterable[str] = (),
+    keys: Iterable[str] = (), units: Iterable[str] = (), wireguard: Iterable[str] = (),
+    sysctls: Iterable[str] = (),
 ) -> list[str]:
     args: list[str] = []
-    for tag, items in (("F", files), ("R", raw), ("I", interfaces), ("K", keys), ("U", units)):
+    sysctls = [sysctl_path(k) for k in sysctls]
+    for tag, items in (("F", files), ("R", raw), ("I", interfaces), ("K", keys), ("U", units),
+                       ("W", wireguard), ("S", sysctls)):
         for item in items:
             args += [tag, item]
     return args
+
+
+def sysctl_path(key: str) -> str:
+    """`net.ipv4.ip_forward` -> `/proc/sys/net/ipv4/ip_forward` (as sysctl(8) maps it: a
+    `/` in a key, e.g. a VLAN interface `eth0.5` written `eth0/5`, becomes a `.`)."""
+    return "/proc/sys/" + "/".join(part.replace("/", ".") for part in key.split("."))
+
+
+def sysctl_key(path: str) -> str:
+    """The inverse of sysctl_path."""
+    rel = path.removeprefix("/proc/sys/")
+    return ".".join(part.replace(".", "/") for part in rel.split("/"))
 
 
 def parse_probe(output: str) -> MachineState:
@@ -151,6 +202,7 @@ def parse_probe(output: str) -> MachineState:
         raise ProbeError("probe output is incomplete (no end marker)")
     state = MachineState()
     addrs: dict[str, list[str]] = {}
+    routes: dict[str, list[str]] = {}
     i = 0
     while i < len(lines):
         parts = lines[i].split("\t")
@@ -182,7 +234,19 @@ def parse_probe(output: str) -> MachineState:
             name = parts[1]
             exists = parts[2] == "1"
             mtu = int(parts[3]) if exists and len(parts) > 3 and parts[3] else None
-            state.interfaces[name] = LiveInterface(name, exists, mtu)
+            up = parts[4] == "1" if exists and len(parts) > 4 and parts[4] else None
+            state.interfaces[name] = LiveInterface(name, exists, mtu, up=up)
+        elif tag == "wgconf":
+            i += 1
+            payload = lines[i] if i < len(lines) else ""
+            state.wg_config[parts[1]] = (
+                base64.b64decode(payload).decode("utf-8", errors="replace")
+                if parts[2] == "1" else None)
+            routes.setdefault(parts[1], [])
+        elif tag == "route":
+            routes.setdefault(parts[1], []).append(parts[2])
+        elif tag == "sysctl":
+            state.sysctls[sysctl_key(parts[1])] = " ".join(" ".join(parts[2:]).split())
         elif tag == "addr":
             addrs.setdefault(parts[1], []).append(parts[2])
         elif tag == "key":
@@ -193,15 +257,18 @@ def parse_probe(output: str) -> MachineState:
     for name, found in addrs.items():
         iface = state.interfaces.get(name)
         if iface is not None:
-            state.interfaces[name] = LiveInterface(name, iface.exists, iface.mtu, tuple(found))
+            state.interfaces[name] = LiveInterface(name, iface.exists, iface.mtu, tuple(found),
+                                                   iface.up)
+    state.routes = {name: tuple(found) for name, found in routes.items()}
     return state
 
 
 def probe(
     executor: Executor, *, files: Sequence[str] = (), raw: Sequence[str] = (),
     interfaces: Sequence[str] = (), keys: Sequence[str] = (), units: Sequence[str] = (),
+    wireguard: Sequence[str] = (), sysctls: Sequence[str] = (),
 ) -> MachineState:
     """Run the probe on a machine (one command)."""
-    args = probe_args(files, raw, interfaces, keys, units)
+    args = probe_args(files, raw, interfaces, keys, units, wireguard, sysctls)
     result = executor.run(["sh", "-c", PROBE_SCRIPT, "wgbgp-probe", *args], timeout=60)
     return parse_probe(result.stdout)

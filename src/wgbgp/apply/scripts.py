@@ -113,7 +113,7 @@ sysctl -p "$file"
 # Update a running WireGuard interface in place. `wg syncconf` with a config lacking
 # PrivateKey would clear the interface's key, so the key is read from its file here on the
 # machine (shell builtins only: never an argv) and inserted after [Interface].
-# Args: IFACE SRC KEYFILE TABLE [addr-add CIDR | addr-del CIDR | mtu N]...
+# Args: IFACE SRC KEYFILE TABLE [addr-add CIDR | addr-del CIDR | mtu N | up 1]...
 WG_SYNC = PATH_LINE + r"""
 set -eu
 iface=$1; src=$2; keyfile=$3; table=$4; shift 4
@@ -151,6 +151,7 @@ while [ $# -ge 2 ]; do
   addr-add) ip address add "$arg" dev "$iface" ;;
   addr-del) ip address del "$arg" dev "$iface" ;;
   mtu) ip link set dev "$iface" mtu "$arg" ;;
+  up) ip link set dev "$iface" up; echo "link up" ;;
   esac
 done
 # Routes for AllowedIPs, as wg-quick adds them (only with Table = auto; /0 is not ours).

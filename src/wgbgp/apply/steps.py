@@ -25,6 +25,15 @@ from .changes import (
     parse_wg_quick,
     sysctl_settings,
 )
+from .drift import (
+    Drift,
+    address_drift,
+    frr_missing,
+    link_drift,
+    peer_drift,
+    route_drift,
+    sysctl_drift,
+)
 from .probe import MANIFEST, MachineState
 
 # Each BGP daemon's files that apply installs: its config first.
@@ -53,6 +62,7 @@ class StepPlan:
     steps: tuple[Step, ...]
     problems: tuple[str, ...]  # preflight: nothing may run while any is present
     notes: tuple[str, ...]
+    drift: tuple[Drift, ...] = ()  # live state that differs from unchanged files
 
 
 def wg_interfaces(changes: ChangeSet) -> dict[str, tuple[FileChange, WgInterface]]:
@@ -110,9 +120,16 @@ def preflight(changes: ChangeSet, state: MachineState) -> list[str]:
 
 def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool = True,
                userspace_fallback: bool = True) -> StepPlan:
-    """The steps for one machine. An unchanged, running machine gets none."""
+    """The steps for one machine. An unchanged, running machine gets none.
+
+    Live state is compared too (drift.py): where a file is unchanged but the machine no
+    longer runs what it says (an interface down, a route or peer missing, a sysctl or the
+    nft table reset, a daemon dead), the step that applies that file runs again, and the
+    drift it repairs is listed in `StepPlan.drift`.
+    """
     steps: list[Step] = []
     notes: list[str] = []
+    drift: list[Drift] = []
     problems = preflight(changes, state)
     # A previous apply stopped midway (lost connection, crash): files may be new while the
     # live state is old, so every live step runs once more even where files look unchanged.
@@ -132,12 +149,19 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
                           params={"files": list(changes.changed)}))
 
     for c in changes.of_kind("sysctl"):
-        if c.content_changed or force:
+        found: list[Drift] = ([] if c.content_changed else
+                              sysctl_drift(sysctl_settings(c.new_text), state, "sysctl"))
+        drift += found
+        if c.content_changed or force or found:
             steps.append(Step("sysctl", "sysctl", f"{c.path} changed" if c.content_changed
-                              else "re-apply after unfinished apply", c.path,
-                              {"keys": [k for k, _ in sysctl_settings(c.new_text)]}))
+                              else "re-apply after unfinished apply" if force
+                              else "live values differ: " + "; ".join(d.present for d in found),
+                              c.path, {"keys": [k for k, _ in sysctl_settings(c.new_text)]}))
 
     for c in changes.of_kind("nftables"):
+        if not c.content_changed and not state.nft_table:
+            drift.append(Drift("nftables", "inet wgbgp", "table inet wgbgp {be} not loaded",
+                               "nftables"))
         if c.content_changed or not state.nft_table or force:
             why = (f"{c.path} changed" if c.content_changed else
                    "table inet wgbgp is not loaded" if not state.nft_table else
@@ -147,15 +171,35 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
 
     for name, (c, wg) in wg_interfaces(changes).items():
         live = state.interfaces.get(name)
+        sname = f"wireguard {name}"
         if live is None or not live.exists:
-            steps.append(Step(f"wireguard {name}", "wg-up", f"interface {name} is not up",
+            if live is not None and not c.content_changed and c.action != "create":
+                drift.append(Drift("interface", name, f"{name} {{be}} missing", sname))
+            steps.append(Step(sname, "wg-up", f"interface {name} is not up",
                               name, {"userspace_fallback": userspace_fallback}))
-        elif c.content_changed or force:
-            ops = address_ops(wg, live.addresses, live.mtu)
+            continue
+        ops = address_ops(wg, live.addresses, live.mtu)
+        found = []
+        if not c.content_changed:
+            found += link_drift(name, live, sname)
+            found += address_drift(name, ops, sname)
+            shown = state.wg_config.get(name)
+            if shown is not None:
+                found += peer_drift(name, c.new_text, shown, sname)
+                if wg.table == "auto" and name in state.routes:
+                    found += route_drift(name, c.new_text, state.routes[name], sname)
+        drift += found
+        if live.up is False:
+            ops = [("up", "1"), *ops]
+        if c.content_changed or force or found:
+            why = (f"{c.path} changed: update {name} in place (wg syncconf)"
+                   if c.content_changed or force else
+                   f"live state differs from {c.path}: " + "; ".join(d.present for d in found)
+                   + f"; re-sync {name} (wg syncconf, routes)")
             steps.append(Step(
-                f"wireguard {name}", "wg-sync",
-                f"{c.path} changed: update {name} in place (wg syncconf)"
-                + (f"; {', '.join(f'{o} {a}' for o, a in ops)}" if ops else ""),
+                sname, "wg-sync",
+                why + (f"; {', '.join(f'{o} {a}' for o, a in ops if o != 'up')}"
+                       if any(o != "up" for o, _ in ops) else ""),
                 name, {"path": c.path, "key_file": "" if wg.inline_key else (wg.key_file or ""),
                        "table": wg.table, "ops": ops,
                        "undo_ops": address_ops(
@@ -168,11 +212,23 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
     if frr is not None:
         asn = bgp_asn(frr.new_text)
         daemons = changes.get(FRR_DAEMONS)
+        # Daemons the installed /etc/frr/daemons enables (what FRR started with): a change
+        # to that file takes effect at FRR's next start (note below), it is no drift.
+        installed = state.files.get(FRR_DAEMONS)
+        missing = frr_missing(state, installed.text if installed is not None else None)
         if not state.frr_running:
+            if not frr.content_changed and frr.action != "create":
+                drift.append(Drift("daemon", "frr", "FRR {be} not running", "frr"))
             steps.append(Step("frr", "frr-start", "FRR is not running", params={"asn": asn}))
         elif not state.bgpd_running:
+            drift.append(Drift("daemon", "bgpd", "bgpd {be} not running", "frr"))
             steps.append(Step("frr", "frr-restart",
                               "FRR runs without bgpd: restart it so that bgpd starts",
+                              params={"asn": asn}))
+        elif missing:
+            drift += [Drift("daemon", d, f"{d} {{be}} not running", "frr") for d in missing]
+            steps.append(Step("frr", "frr-restart",
+                              f"FRR runs without {', '.join(missing)}: restart it",
                               params={"asn": asn}))
         elif frr.content_changed or force:
             steps.append(Step("frr", "frr-reload",
@@ -185,6 +241,8 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
     bird = changes.get(BIRD_CONF)
     if bird is not None:
         if not state.bird_running:
+            if not bird.content_changed and bird.action != "create":
+                drift.append(Drift("daemon", "bird", "BIRD {be} not running", "bird"))
             steps.append(Step("bird", "bird-start", "BIRD is not running"))
         elif bird.content_changed or force:
             steps.append(Step("bird", "bird-reload",
@@ -209,7 +267,7 @@ def plan_steps(changes: ChangeSet, state: MachineState, *, enable_at_boot: bool 
     if changes.of_kind("nftables") and state.systemd and enable_at_boot:
         notes.append("table inet wgbgp is not restored at boot by wg-quick or FRR: include "
                      "/etc/wgbgp/nftables.nft from /etc/nftables.conf, or apply after a reboot")
-    return StepPlan(tuple(steps), tuple(problems), tuple(notes))
+    return StepPlan(tuple(steps), tuple(problems), tuple(notes), tuple(drift))
 
 
 def retire_steps(changes: ChangeSet, state: MachineState) -> list[Step]:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from ..apply.changes import mask_output
@@ -105,7 +106,8 @@ def apply(
     else:
         for r in results.values():
             style = "green" if r.ok else "red"
-            out.print(f"[{style}]{'ok' if r.ok else 'FAILED'}[/] {r.summary()}", markup=True)
+            out.print(f"[{style}]{'ok' if r.ok else 'FAILED'}[/] {escape(r.summary())}",
+                      markup=True)
             for note in r.notes:
                 out.print(f"    note: {note}", markup=False)
     if not all(r.ok for r in results.values()):
