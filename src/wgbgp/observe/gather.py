@@ -150,9 +150,13 @@ def plan_probes(plans: Mapping[str, Plan], statuses: Mapping[str, MachineStatus]
     mine = expected.announced(machine)
     for s in expected.sessions(machine):
         neighbor = status.bgp.neighbor(str(s.peer_address)) if status.bgp else None
-        if neighbor is None or not neighbor.established:
-            # Only when the session is down: a connection to an Established peer's
-            # port 179 proves nothing new and might disturb it.
+        peer = statuses.get(s.peer)
+        if (neighbor is None or not neighbor.established) and (peer is None or peer.bgp is None):
+            # Only when the session is down, and only when the peer's own BGP daemon could
+            # not be read (not observed, or not answering): to the peer's FRR, a connection
+            # from our tunnel address *is* us connecting, and each aborted one disturbs its
+            # recovery (a doctor run every 4 s kept a healed session Active for minutes).
+            # When the peer answered, its own daemon state says what the probe would.
             specs.append(ProbeSpec(machine, "tcp", "bgp", str(s.peer_address), s.peer,
                                    port=179))
         pair = _announced_pair(expected, status, mine, s.peer, statuses)
