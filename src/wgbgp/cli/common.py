@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..apply.localcheck import LocalChecks
 from ..model import Issue, Topology, TopologyError, parse
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_BAD_INPUT = 0, 1, 2
@@ -46,7 +47,7 @@ def read_topology(path: Path, *, as_json: bool = False) -> tuple[Topology, list[
             raise TopologyError([Issue("error", (), f"not a UTF-8 text file ({exc.reason} at "
                                        f"byte {exc.start})", "save the topology as UTF-8 text",
                                        str(path))]) from None
-        return parse(text, str(path))
+        return parse(text, str(path), local=LocalChecks(path.parent))
     except TopologyError as exc:
         if as_json:
             print(json.dumps({"ok": False, "issues": [i.to_json() for i in exc.issues]}, indent=2))

@@ -6,6 +6,7 @@ import copy
 import difflib
 import ipaddress
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import schema
 from .issues import Issue, Loc, TopologyError
+from .special import host_bits_fix
 from .validate import check, secrets_in_text
 
 
@@ -221,7 +223,7 @@ def _describe(err: dict, loc: Loc) -> tuple[str, str]:
             pass
         else:
             if fixed.version == 4:
-                return f"{value!r} has host bits set", f"did you mean {fixed}?"
+                return f"{value!r} has host bits set", host_bits_fix(value) or ""
     if kind in _FRIENDLY:
         msg, fix = _FRIENDLY[kind]
         if kind == "literal_error":
@@ -327,14 +329,20 @@ def _salvage(data: dict, exc: ValidationError) -> tuple[schema.Topology, Any] | 
     return topology, original
 
 
-def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Issue]]:
+LocalStep = Callable[[schema.Topology], Iterable[Issue]]
+
+
+def parse(text: str, file: str = "<topology>", *, local: LocalStep | None = None
+          ) -> tuple[schema.Topology, list[Issue]]:
     """Parse topology text; return it with its warnings, or raise TopologyError.
 
     The error lists every problem found, sorted by line: schema errors, and the semantic
-    errors in the parts of the file the schema accepted.
+    errors in the parts of the file the schema accepted. `local`: more checks over a
+    schema-valid topology that look at this machine (DNS, files: apply.localcheck); their
+    findings are located here like every other.
     """
     try:
-        return _parse(text, file)
+        return _parse(text, file, local)
     except RecursionError:
         # PyYAML and pydantic recurse per level: thousands of nested brackets exhaust it.
         raise TopologyError([Issue("error", (), "the file nests too deeply to be read",
@@ -342,7 +350,8 @@ def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Is
                             ) from None
 
 
-def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
+def _parse(text: str, file: str, local: LocalStep | None = None
+           ) -> tuple[schema.Topology, list[Issue]]:
     try:
         # One pass: compose the node tree, map its line numbers, then build the data (in
         # that order: building merges `<<` keys into the tree, which would look repeated).
@@ -388,10 +397,10 @@ def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
                 if i.level == "error" and loc not in located:
                     errors.append(Issue("error", loc, i.message, i.fix, file, lines.line(loc)))
         raise TopologyError(_by_line(errors)) from None
-    issues = [
-        Issue(i.level, i.loc, i.message, i.fix, file, lines.line(i.loc))
-        for i in check(topology)
-    ]
+    found = check(topology)
+    if local is not None:
+        found = [*found, *local(topology)]
+    issues = [Issue(i.level, i.loc, i.message, i.fix, file, lines.line(i.loc)) for i in found]
     errors += [i for i in issues if i.level == "error"]
     errors += [Issue("error", (), message, fix, file, line)
                for line, message, fix in secrets_in_text(text, topology)]

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .keys import InvalidKey, decode_key
+from .special import host_bits_fix
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 # A hub's name becomes the tunnel interface name "wg-<hub>", and Linux caps those at 15.
@@ -129,7 +130,8 @@ def _parse_prefix(value: Any) -> Any:
         except ValueError:
             raise invalid(f"{value!r} is not a valid IPv4 or IPv6 prefix",
                           "write it like 192.0.2.0/24 or 2001:db8:50::/48") from None
-        raise invalid(f"{value!r} has host bits set", f"did you mean {fixed}?") from None
+        raise invalid(f"{value!r} has host bits set",
+                      host_bits_fix(value) or f"did you mean {fixed}?") from None
 
 
 def _check_announce(value: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
@@ -345,6 +347,8 @@ class Node(Section):
     exit: bool = Field(False, strict=True)
     # The BGP daemon this node runs: FRRouting (default) or BIRD 2.
     daemon: Literal["frr", "bird"] = "frr"
+    # Announce prefixes shorter than /8 (IPv4) or /16 (IPv6): refused unless set.
+    allow_short: bool = Field(False, strict=True)
 
     def more_specifics_of(self, version: int) -> int | None:
         """The more_specifics length that applies to this node's prefixes of one family."""
