@@ -27,6 +27,12 @@ def run(*args: str | Path, input: str | bytes | None = None):
     return result
 
 
+def write_key(path: Path, text: str) -> None:
+    """A private key file as keygen writes it: readable by its owner only."""
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -309,7 +315,7 @@ def test_render_inlines_private_keys_only_into_0600_files(tmp_path, topo):
     privates = {}
     for name in ("vps", "n1", "n2"):
         privates[name], _ = keypair(name)
-        (keys / f"{name}.key").write_text(privates[name] + "\n")
+        write_key(keys / f"{name}.key", privates[name] + "\n")
     path = topo(doc(2))
     out = tmp_path / "out"
     result = run("render", path, "--keys", keys, "--out", out)
@@ -327,7 +333,7 @@ def test_render_refuses_to_print_private_keys(tmp_path, topo):
     keys = tmp_path / "keys"
     keys.mkdir()
     private, _ = keypair("n1")
-    (keys / "n1.key").write_text(private + "\n")
+    write_key(keys / "n1.key", private + "\n")
     result = run("render", topo(doc(2)), "--keys", keys)
     assert result.exit_code == 2
     assert "refusing to print private keys" in result.stderr
@@ -339,7 +345,7 @@ def test_render_refuses_to_print_private_keys(tmp_path, topo):
 def test_render_bad_key_file_writes_nothing(tmp_path, topo):
     keys = tmp_path / "keys"
     keys.mkdir()
-    (keys / "n2.key").write_text("not a key\n")
+    write_key(keys / "n2.key", "not a key\n")
     out = tmp_path / "out"
     result = run("render", topo(doc(2)), "--keys", keys, "--out", out)
     assert result.exit_code == 2 and "n2.key is not a WireGuard private key" in result.stderr
@@ -443,7 +449,7 @@ def test_keygen_then_topology_then_render(tmp_path, topo):
 def test_render_refuses_a_key_file_that_does_not_match_the_topology(tmp_path, topo):
     keys = tmp_path / "keys"
     keys.mkdir()
-    (keys / "n1.key").write_text(keypair("someone-else")[0] + "\n")
+    write_key(keys / "n1.key", keypair("someone-else")[0] + "\n")
     out = tmp_path / "out"
     result = run("render", topo(doc(2)), "--keys", keys, "--out", out)
     assert result.exit_code == 2

@@ -345,10 +345,16 @@ def test_shared_asn_is_a_warning():
     assert [w.field for w in warnings] == ["nodes.friend.asn"]
 
 
-@pytest.mark.parametrize("text", ["", "just a string\n", "- a\n- b\n", "42\n"])
+@pytest.mark.parametrize("text", ["just a string\n", "- a\n- b\n", "42\n"])
 def test_not_a_mapping(text):
     (issue,) = errors(text)
     assert issue.message == "the file is not a YAML mapping" and issue.line == 1
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "   \n"])
+def test_an_empty_file_is_called_empty(text):
+    (issue,) = errors(text)
+    assert issue.message == "the file is empty" and issue.line == 1
 
 
 def test_json_of_an_issue():

@@ -74,6 +74,9 @@ class _LineMap:
         # (path, line, first line) of keys a mapping holds twice: YAML keeps the last.
         self.duplicates: list[tuple[Loc, int, int]] = []
         self._seen: set[int] = set()
+        # ASNs written in asdot (RFC 5396: "1.10" = 65546), by path: YAML would read 1.10
+        # as the float 1.1, so the raw text is read here and the node made an int.
+        self.asdot: dict[Loc, str] = {}
         if root is not None:
             self._walk(root, ())
 
@@ -92,10 +95,20 @@ class _LineMap:
                 if sub in self.keys:
                     self.duplicates.append((sub, key.start_mark.line + 1, self.keys[sub]))
                 self.keys[sub] = key.start_mark.line + 1
+                if name == "asn":
+                    self._asdot(value, sub)
                 self._walk(value, sub)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, (*path, i))
+
+    def _asdot(self, node: yaml.Node, path: Loc) -> None:
+        if not (isinstance(node, yaml.ScalarNode) and node.style is None):
+            return
+        m = re.fullmatch(r"(\d+)\.(\d+)", node.value)
+        if m and int(m[1]) <= 65535 and int(m[2]) <= 65535:
+            self.asdot[path] = node.value
+            node.tag, node.value = "tag:yaml.org,2002:int", str(int(m[1]) << 16 | int(m[2]))
 
     def line(self, loc: Loc, key: bool = False) -> int | None:
         """The line naming loc: its key's line (a block mapping's value starts a line
@@ -224,6 +237,11 @@ def _describe(err: dict, loc: Loc) -> tuple[str, str]:
         else:
             if fixed.version == 4:
                 return f"{value!r} has host bits set", host_bits_fix(value) or ""
+    if kind in ("int_from_float", "int_type") and loc and loc[-1] == "asn" and \
+            isinstance(value, float):
+        return (f"{shown}is not a whole number".strip(),
+                "write the ASN as a number, or in asdot (RFC 5396) as HIGH.LOW with both "
+                "parts at most 65535: 1.10 is 65546")
     if kind in _FRIENDLY:
         msg, fix = _FRIENDLY[kind]
         if kind == "literal_error":
@@ -265,6 +283,9 @@ def _schema_issues(exc: ValidationError, data: dict, lines: _LineMap, file: str)
                                 lines.line(loc, key=True)))
             continue
         message, fix = _friendly(err, loc)
+        if loc in lines.asdot:
+            high, low = lines.asdot[loc].split(".")
+            message += f" (written {lines.asdot[loc]}, asdot for {int(high) << 16 | int(low)})"
         issues.append(Issue("error", loc, message, fix, file, lines.line(loc)))
     return issues
 
@@ -372,8 +393,12 @@ def _parse(text: str, file: str, local: LocalStep | None = None
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise TopologyError([Issue("error", _last_path(text), f"YAML syntax error: {problem}",
-                                   "check indentation and quoting around that line",
-                                   file, line)]) from None
+                                   _quote_fix(text, line, problem), file, line)]) from None
+    if data is None:
+        raise TopologyError([Issue("error", (), "the file is empty" if not text.strip() else
+                                   "the file holds no YAML, only comments or blank lines",
+                                   "write the topology in it: start from `wgbgp init FILE`",
+                                   file, 1)])
     if not isinstance(data, dict):
         raise TopologyError([Issue("error", (), "the file is not a YAML mapping",
                                    "start from `wgbgp init`", file, 1)])
@@ -407,6 +432,20 @@ def _parse(text: str, file: str, local: LocalStep | None = None
     if errors:
         raise TopologyError(_by_line(errors))
     return topology, issues
+
+
+def _quote_fix(text: str, line: int | None, problem: str) -> str:
+    """The fix for a YAML syntax error: "quote the value" when a '{' inside a flow
+    mapping (`{file: /etc/bgp-{pair}.secret}`) began another mapping."""
+    fix = "check indentation and quoting around that line"
+    if line is None or "'{'" not in problem:
+        return fix
+    source = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+    m = re.search(r"([\w-]+):\s*([^\s\"'{},]+\{[^\s,}]*\}[^\s,}]*)", source)
+    if m is None:
+        return "quote the value that holds '{': inside {...} an unquoted '{' starts a mapping"
+    return (f"quote the value: {m[1]}: \"{m[2]}\" (inside {{...}} an unquoted '{{' starts "
+            "a mapping)")
 
 
 def _by_line(issues: list[Issue]) -> list[Issue]:

@@ -47,6 +47,11 @@ def _check_name(value: str, max_len: int) -> str:
             "lowercase letters, digits and '-'",
             f"rename it, e.g. {suggestion!r}" if NAME_RE.match(suggestion)
             else "rename it, e.g. 'laptop-2'")
+    if len(value) > max_len and max_len == HUB_NAME_MAX:
+        raise invalid(f"hub name {value!r} is longer than {max_len} characters: it names the "
+                      f"WireGuard interface 'wg-{value}' on every machine, and Linux limits "
+                      "interface names to 15 characters (IFNAMSIZ)",
+                      f"shorten it to at most {max_len} characters, e.g. {value[:max_len]!r}")
     if len(value) > max_len:
         raise invalid(f"name {value!r} is longer than {max_len} characters",
                       f"shorten it to at most {max_len} characters")
@@ -268,6 +273,9 @@ class Network(Section):
     # encryption), read when rendering; see Secret.
     preshared_key: Secret | None = None
     bfd: Annotated[Bfd, BeforeValidator(_bfd_shorthand)] = Field(default_factory=Bfd)
+    # How machines reach the hubs: over the Internet (hub endpoints must be public
+    # addresses; check warns otherwise), or over a private network (a LAN, a VPN, the lab).
+    underlay: Literal["internet", "private"] = "internet"
 
 
 class Hub(Section):

@@ -81,6 +81,10 @@ def special_purpose(prefix: Prefix) -> tuple[Prefix, str] | None:
     return None
 
 
+DOCUMENTATION: tuple[Prefix, ...] = tuple(ip_network(n) for n in (
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20"))
+
+
 def is_public(address: IPv4Address | IPv6Address) -> bool:
     """Whether clients on the Internet can reach this address (a hub endpoint)."""
     return address.is_global

@@ -21,14 +21,15 @@ from .derive import hub_preferences
 from .issues import Issue, Loc
 from .keys import InvalidKey, public_key
 from .schema import PAIR, MoreSpecifics, Node, Topology
-from .special import MIN_LENGTH, literal, special_purpose, ssh_host
+from .special import DOCUMENTATION, MIN_LENGTH, is_public, literal, special_purpose, ssh_host
 
 MESH_SESSIONS_HINT = 30  # clients past which a full mesh gets heavy
 
 
 def check(topology: Topology) -> list[Issue]:
     """Every error and warning in a schema-valid topology."""
-    return [*_names(topology), *_planes(topology), *_addresses(topology), *_asns(topology),
+    return [*_names(topology), *_endpoints(topology), *_planes(topology),
+            *_addresses(topology), *_asns(topology),
             *_prefixes(topology), *_keys(topology), *_peerings(topology), *_lab(topology),
             *_lints(topology), *_policy(topology), *_exits(topology), *_secrets(topology)]
 
@@ -244,6 +245,14 @@ def _asns(t: Topology) -> Iterator[Issue]:
                         f"ASN {asn} is shared by {', '.join(names)}; eBGP drops routes whose "
                         "AS path holds the receiver's own ASN",
                         "give every node its own ASN")
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            if m.asn is not None and not _private_asn(m.asn):
+                yield _warn((section, name, "asn"),
+                            f"ASN {m.asn} is a public ASN, assigned to an organisation on the "
+                            "Internet; routes from this overlay would carry it in their AS path",
+                            "use a private ASN: 64512-65534 or 4200000000-4294967294 (keep "
+                            "it only if it is yours and you mean it)")
     for name, hub in t.hubs.items():
         loc = ("hubs", name, "asn")
         if t.network.mode == "hub" and hub.asn is None:
@@ -258,6 +267,47 @@ def _asns(t: Topology) -> Iterator[Issue]:
         elif hub.asn is not None and t.network.mode != "hub":
             yield _warn(loc, f"hub {name!r} has an ASN but speaks no BGP in mesh mode",
                         "leave it for a later switch to 'mode: hub', or remove it")
+
+
+def _private_asn(asn: int) -> bool:
+    """RFC 6996 private use (documentation and reserved ASNs are errors, asn_problem)."""
+    return 64512 <= asn <= 65534 or 4200000000 <= asn <= 4294967294
+
+
+def _endpoints(t: Topology) -> Iterator[Issue]:
+    """Hub endpoints: distinct, and reachable from the Internet."""
+    seen: dict[tuple[str, int], str] = {}
+    for name, hub in t.hubs.items():
+        loc = ("hubs", name, "endpoint")
+        address = literal(hub.host)
+        key = (str(address) if address else hub.host.lower().rstrip("."), hub.port)
+        if key in seen:
+            yield _err(loc, f"hub {name} has the same endpoint as hub {seen[key]} "
+                       f"({hub.endpoint}): clients would dial one WireGuard interface for "
+                       "both, so they are not two hubs",
+                       "give each hub its own public address or port")
+        seen.setdefault(key, name)
+        if address is None or t.network.underlay == "private" or is_public(address):
+            continue
+        if any(address in d for d in DOCUMENTATION):
+            continue  # a placeholder, as in every example
+        yield _warn(loc, f"hub {name}'s endpoint {address} is not a public address "
+                    f"({_kind(address)}): clients behind CG-NAT cannot reach it",
+                    "write the VPS's public address; or, if every machine reaches the hub "
+                    "over a private network (a LAN, a VPN), say so with "
+                    "'underlay: private' under network")
+
+
+def _kind(address: Address) -> str:
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if isinstance(address, IPv4Address) and address in IPv4Network("100.64.0.0/10"):
+        return "carrier-grade NAT space, RFC 6598"
+    if address.is_private:
+        return "private space"
+    return "special-purpose space"
 
 
 def _free_asn(t: Topology) -> int:
@@ -653,5 +703,5 @@ def secrets_in_text(text: str, topology: Topology) -> Iterator[tuple[int, str, s
             if owner is not None:
                 yield (number, f"the PRIVATE key of {owner} (its public key is declared) is "
                        "in the topology; it is not repeated here",
-                       f"delete it, and since it was exposed, `wgbgp keys rotate {owner}` "
+                       f"delete it, and since it was exposed, `wgbgp keys rotate TOPOLOGY {owner}` "
                        "or make a new pair with `wgbgp keygen`")
