@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,10 @@ from topogen import doc, keypair, pub, text
 from wgbgp.cli.main import app
 from wgbgp.model.keys import decode_key, public_key
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# A copy: commands record an address lock beside the topology they read (TOPOLOGY.lock),
+# which must not land in the repository's examples/.
+EXAMPLES = Path(shutil.copytree(Path(__file__).resolve().parents[2] / "examples",
+                                Path(tempfile.mkdtemp(prefix="wgbgp-examples-")) / "examples"))
 CLASSIC = EXAMPLES / "classic.yaml"
 
 

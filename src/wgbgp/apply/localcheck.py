@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..compile.mesh import peerings
 from ..model.issues import Issue
+from ..model.lock import Lock, renumbered
 from ..model.schema import Secret, Topology
 from ..model.special import literal
 from ..model.validate import covering, reach_targets
@@ -48,10 +49,13 @@ class LocalChecks:
     base: Path | None = None
     resolve: Resolver = resolve_here
     exists: Callable[[Path], bool] = os.path.exists
+    # The address lock read beside the topology: deployed machines that would move.
+    lock: Lock | None = None
     _cache: dict[str, list[Address] | None] = field(default_factory=dict)
 
     def __call__(self, topology: Topology) -> list[Issue]:
-        return [*self._names(topology), *self._secret_files(topology)]
+        return [*self._names(topology), *self._secret_files(topology),
+                *renumbered(topology, self.lock)]
 
     def _names(self, t: Topology) -> Iterable[Issue]:
         resolved: dict[str, list[Address]] = {}

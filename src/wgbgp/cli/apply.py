@@ -10,8 +10,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from ..apply.parallel import apply_many, down_many, plan_many
 from ..apply.targets import NoRoute, SshOptions, machine_executors
-from ..model import Topology
-from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
+from ..model import Topology, TopologyError
+from .common import (
+    EXIT_UNHEALTHY,
+    emit_json,
+    err,
+    fail,
+    out,
+    print_issues,
+    read_topology,
+    record_deployed,
+)
 from .topology import render_all
 
 NODE_HELP = "Machine to act on (repeatable)."
@@ -54,6 +63,15 @@ def _targets(topology: Path, node: list[str], everyone: bool, local: bool,
     return [(executors[m], rendered[m]) for m in machines]
 
 
+def _read_quietly(topology: Path) -> tuple[Topology, list]:
+    """The topology again, without printing its warnings a second time."""
+    from ..apply.lockfile import read_lock
+    from ..model import parse
+    lock, _ = read_lock(topology)
+    return parse(topology.read_text(encoding="utf-8"), str(topology),
+                 recorded=lock.numbers if lock else None)
+
+
 def _ssh_options(known_hosts: Path | None, identity: Path | None, netns: Path | None):
     return SshOptions(known_hosts=known_hosts, identity=identity, netns=netns)
 
@@ -86,6 +104,12 @@ def apply(
             bar.update(tasks[machine], description=f"{machine}: {step} {status}")
 
         results = apply_many(jobs, progress=report)
+    applied = [n for n, r in results.items() if r.ok]
+    if applied:
+        try:
+            record_deployed(topology, _read_quietly(topology)[0], applied)
+        except (OSError, TopologyError):
+            pass  # edited meanwhile: the next command records it
     if as_json:
         emit_json({"ok": all(r.ok for r in results.values()),
                    "machines": {n: r.to_dict() for n, r in results.items()}})

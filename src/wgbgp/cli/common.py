@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..apply.localcheck import LocalChecks
+from ..apply.lockfile import read_lock, write_lock
 from ..model import Issue, Topology, TopologyError, parse
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_BAD_INPUT = 0, 1, 2
@@ -47,7 +48,15 @@ def read_topology(path: Path, *, as_json: bool = False) -> tuple[Topology, list[
             raise TopologyError([Issue("error", (), f"not a UTF-8 text file ({exc.reason} at "
                                        f"byte {exc.start})", "save the topology as UTF-8 text",
                                        str(path))]) from None
-        return parse(text, str(path), local=LocalChecks(path.parent))
+        lock, problem = read_lock(path)
+        if problem:
+            err.print(f"warning: {problem}", markup=False)
+        topology, issues = parse(text, str(path), local=LocalChecks(path.parent, lock=lock),
+                                 recorded=lock.numbers if lock else None)
+        problem = write_lock(path, topology, lock)
+        if problem:
+            err.print(f"warning: {problem}", markup=False)
+        return topology, issues
     except TopologyError as exc:
         if as_json:
             print(json.dumps({"ok": False, "issues": [i.to_json() for i in exc.issues]}, indent=2))
@@ -56,6 +65,15 @@ def read_topology(path: Path, *, as_json: bool = False) -> tuple[Topology, list[
             n = len(exc.issues)
             err.print(f"{n} error{'s' if n > 1 else ''} in {path}", markup=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def record_deployed(path: Path, topology: Topology, machines: list[str]) -> None:
+    """Note in the address lock the addresses these machines' configs now carry (after
+    render or apply), so a later edit that would renumber them is reported loudly."""
+    lock, _ = read_lock(path)
+    problem = write_lock(path, topology, lock, deployed=machines)
+    if problem:
+        err.print(f"warning: {problem}", markup=False)
 
 
 def emit_json(data: object) -> None:

@@ -15,7 +15,16 @@ from ..model import Issue, Topology
 from ..model.examples import starter_text
 from ..model.keys import InvalidKey, decode_key, public_key
 from ..render import RenderedFile, SecretError, render_machine
-from .common import EXIT_UNHEALTHY, emit_json, err, fail, out, print_issues, read_topology
+from .common import (
+    EXIT_UNHEALTHY,
+    emit_json,
+    err,
+    fail,
+    out,
+    print_issues,
+    read_topology,
+    record_deployed,
+)
 
 
 def init(
@@ -177,6 +186,7 @@ def render(
         fail(f"--keys {keys}: no such directory",
              "pass the directory holding MACHINE.key files (`wgbgp keygen NAME --dir DIR`)")
     rendered = render_all(topo, machines, keys, topology.parent)
+    record_deployed(topology, topo, machines)
     if out_dir is None:
         if any(f.holds_secret or f.text.count("PrivateKey")
                for files in rendered.values() for f in files):

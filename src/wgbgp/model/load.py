@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import schema
+from .addressing import with_recorded
 from .issues import Issue, Loc, TopologyError
 from .special import host_bits_fix
 from .validate import check, secrets_in_text
@@ -353,17 +354,19 @@ def _salvage(data: dict, exc: ValidationError) -> tuple[schema.Topology, Any] | 
 LocalStep = Callable[[schema.Topology], Iterable[Issue]]
 
 
-def parse(text: str, file: str = "<topology>", *, local: LocalStep | None = None
+def parse(text: str, file: str = "<topology>", *, local: LocalStep | None = None,
+          recorded: dict[int, dict[str, int]] | None = None
           ) -> tuple[schema.Topology, list[Issue]]:
     """Parse topology text; return it with its warnings, or raise TopologyError.
 
     The error lists every problem found, sorted by line: schema errors, and the semantic
     errors in the parts of the file the schema accepted. `local`: more checks over a
     schema-valid topology that look at this machine (DNS, files: apply.localcheck); their
-    findings are located here like every other.
+    findings are located here like every other. `recorded`: host numbers given to its
+    machines before (the address lock, model/lock.py), kept by allocation.
     """
     try:
-        return _parse(text, file, local)
+        return _parse(text, file, local, recorded)
     except RecursionError:
         # PyYAML and pydantic recurse per level: thousands of nested brackets exhaust it.
         raise TopologyError([Issue("error", (), "the file nests too deeply to be read",
@@ -371,7 +374,8 @@ def parse(text: str, file: str = "<topology>", *, local: LocalStep | None = None
                             ) from None
 
 
-def _parse(text: str, file: str, local: LocalStep | None = None
+def _parse(text: str, file: str, local: LocalStep | None = None,
+           recorded: dict[int, dict[str, int]] | None = None
            ) -> tuple[schema.Topology, list[Issue]]:
     try:
         # One pass: compose the node tree, map its line numbers, then build the data (in
@@ -422,6 +426,8 @@ def _parse(text: str, file: str, local: LocalStep | None = None
                 if i.level == "error" and loc not in located:
                     errors.append(Issue("error", loc, i.message, i.fix, file, lines.line(loc)))
         raise TopologyError(_by_line(errors)) from None
+    if recorded:
+        topology = with_recorded(topology, recorded)
     found = check(topology)
     if local is not None:
         found = [*found, *local(topology)]

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Strict,
     Tag,
     model_validator,
@@ -395,3 +396,6 @@ class Topology(Section):
     # Pairs of node names; left out, every pair of clients peers.
     peerings: list[tuple[NodeName, NodeName]] | None = None
     lab: Lab | None = None
+    # Not in the file: host numbers recorded for its machines before (the lock file
+    # beside it), by family and name; addressing.with_recorded sets it.
+    _recorded: dict[int, dict[str, int]] = PrivateAttr(default_factory=dict)

@@ -15,6 +15,7 @@ from .addressing import (
     overlay6,
     overlays,
     primary_hub,
+    recorded,
     router_ids,
 )
 from .derive import hub_preferences
@@ -162,6 +163,11 @@ def _family_addresses(t: Topology, version: int) -> Iterator[Issue]:
         return
     planes = hub_overlays(t, version)
     seen: dict[int, tuple[str, object]] = {}  # host number -> (machine, its address)
+    every = {**t.hubs, **t.nodes}
+    # Host numbers recorded (the lock file) for machines that are not pinned: a pin on
+    # one of them would move that machine.
+    holders = {number: name for name, number in recorded(t, version).items()
+               if name in every and getattr(every[name], field) is None}
     for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
         for name, m in machines.items():
             address = getattr(m, field)
@@ -191,6 +197,13 @@ def _family_addresses(t: Topology, version: int) -> Iterator[Issue]:
                            + ("" if addr == address else
                               " (a machine keeps its host number on every hub's plane)"),
                            f"give each machine its own address, or leave '{field}' out")
+            elif holders.get(number, name) != name:
+                other = holders[number]
+                yield _err(loc, f"tunnel address {address} is {other}'s (recorded in the "
+                           f"address lock): pinning it here would renumber {other}",
+                           f"pin a free address, e.g. {_free_address(t, version, home)}; or "
+                           f"pin {other} elsewhere too, if it should move (its peers' configs "
+                           "then change)")
             else:
                 seen[number] = (name, address)
     try:
@@ -210,6 +223,17 @@ def _family_addresses(t: Topology, version: int) -> Iterator[Issue]:
                        f"has host number {highest} (every node is on every plane, with the "
                        "same host number)",
                        f"make it as large as network.{key} (/{overlay.prefixlen})")
+
+
+def _free_address(t: Topology, version: int, home: IPv4Network | IPv6Network) -> object:
+    """The lowest address of `home` whose host number no machine has, pinned or not."""
+    try:
+        used = set(host_numbers(t, version).values())
+    except OverlayFull:
+        used = set()
+    used |= set(recorded(t, version).values())
+    number = next((n for n in range(1, home.num_addresses - 1) if n not in used), 1)
+    return home[number]
 
 
 def _router_ids(t: Topology) -> Iterator[Issue]:
