@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,10 @@ from topogen import doc, keypair, pub, text
 from wgbgp.cli.main import app
 from wgbgp.model.keys import decode_key, public_key
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# A copy: commands record an address lock beside the topology they read (TOPOLOGY.lock),
+# which must not land in the repository's examples/.
+EXAMPLES = Path(shutil.copytree(Path(__file__).resolve().parents[2] / "examples",
+                                Path(tempfile.mkdtemp(prefix="wgbgp-examples-")) / "examples"))
 CLASSIC = EXAMPLES / "classic.yaml"
 
 
@@ -25,6 +30,12 @@ def run(*args: str | Path, input: str | bytes | None = None):
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         result.exception)
     return result
+
+
+def write_key(path: Path, text: str) -> None:
+    """A private key file as keygen writes it: readable by its owner only."""
+    path.write_text(text)
+    path.chmod(0o600)
 
 
 def mode(path: Path) -> int:
@@ -312,7 +323,7 @@ def test_render_inlines_private_keys_only_into_0600_files(tmp_path, topo):
     privates = {}
     for name in ("vps", "n1", "n2"):
         privates[name], _ = keypair(name)
-        (keys / f"{name}.key").write_text(privates[name] + "\n")
+        write_key(keys / f"{name}.key", privates[name] + "\n")
     path = topo(doc(2))
     out = tmp_path / "out"
     result = run("render", path, "--keys", keys, "--out", out)
@@ -330,7 +341,7 @@ def test_render_refuses_to_print_private_keys(tmp_path, topo):
     keys = tmp_path / "keys"
     keys.mkdir()
     private, _ = keypair("n1")
-    (keys / "n1.key").write_text(private + "\n")
+    write_key(keys / "n1.key", private + "\n")
     result = run("render", topo(doc(2)), "--keys", keys)
     assert result.exit_code == 2
     assert "refusing to print private keys" in result.stderr
@@ -342,7 +353,7 @@ def test_render_refuses_to_print_private_keys(tmp_path, topo):
 def test_render_bad_key_file_writes_nothing(tmp_path, topo):
     keys = tmp_path / "keys"
     keys.mkdir()
-    (keys / "n2.key").write_text("not a key\n")
+    write_key(keys / "n2.key", "not a key\n")
     out = tmp_path / "out"
     result = run("render", topo(doc(2)), "--keys", keys, "--out", out)
     assert result.exit_code == 2 and "n2.key is not a WireGuard private key" in result.stderr
@@ -446,7 +457,7 @@ def test_keygen_then_topology_then_render(tmp_path, topo):
 def test_render_refuses_a_key_file_that_does_not_match_the_topology(tmp_path, topo):
     keys = tmp_path / "keys"
     keys.mkdir()
-    (keys / "n1.key").write_text(keypair("someone-else")[0] + "\n")
+    write_key(keys / "n1.key", keypair("someone-else")[0] + "\n")
     out = tmp_path / "out"
     result = run("render", topo(doc(2)), "--keys", keys, "--out", out)
     assert result.exit_code == 2

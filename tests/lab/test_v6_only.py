@@ -10,12 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.lab
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ipv6.yaml"
+# A copy: commands record an address lock beside the topology (not in the repository).
+EXAMPLE = Path(shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "ipv6.yaml",
+                           tempfile.mkdtemp(prefix="wgbgp-v6-")))
 
 
 def wgbgp(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -39,6 +39,12 @@ needs_vtysh = pytest.mark.real_tools("vtysh")
 needs_nft = pytest.mark.real_tools("ip", "nft")
 
 
+def write_key(path: Path, text: str) -> None:
+    """A private key file as keygen writes it: readable by its owner only."""
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 def sh(*args: str | Path, ns: str | None = None, **kw) -> subprocess.CompletedProcess:
     cmd = [str(a) for a in args]
     if ns:
@@ -72,7 +78,7 @@ def rendered(tmp_path_factory) -> Path:
         for section in ("hubs", "nodes"):
             for machine, settings in d[section].items():
                 private = generate_private_key()
-                (keys / f"{machine}.key").write_text(private + "\n")
+                write_key(keys / f"{machine}.key", private + "\n")
                 settings["public_key"] = public_key(private)
         copy = out / f"{example.stem}-keys.yaml"
         copy.write_text(yaml.safe_dump(d))

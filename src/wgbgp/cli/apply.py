@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from ..apply.changes import mask_output
 from ..apply.machine import ApplyResult
 from ..apply.parallel import apply_many, down_many, plan_many
-from ..model import Topology
+from ..model import Topology, TopologyError
 from ..render import RenderedFile
 from ..transport import Executor, LocalExecutor, NoRoute, SshOptions, machine_executors
 from .common import (
@@ -25,6 +25,7 @@ from .common import (
     plural,
     print_issues,
     read_topology,
+    record_deployed,
 )
 from .topology import render_all
 
@@ -68,6 +69,15 @@ def _targets(topology: Path, node: list[str], everyone: bool, local: bool,
     return [(executors[m], rendered[m]) for m in machines]
 
 
+def _read_quietly(topology: Path) -> tuple[Topology, list]:
+    """The topology again, without printing its warnings a second time."""
+    from ..apply.lockfile import read_lock
+    from ..model import parse
+    lock, _ = read_lock(topology)
+    return parse(topology.read_text(encoding="utf-8"), str(topology),
+                 recorded=lock.numbers if lock else None)
+
+
 def _ssh_options(known_hosts: Path | None, identity: Path | None,
                  netns: Path | None) -> SshOptions:
     return SshOptions(known_hosts=known_hosts, identity=identity, netns=netns)
@@ -101,6 +111,12 @@ def apply(
             bar.update(tasks[machine], description=f"{machine}: {step} {status}")
 
         results = apply_many(jobs, progress=report)
+    applied = [n for n, r in results.items() if r.ok]
+    if applied:
+        try:
+            record_deployed(topology, _read_quietly(topology)[0], applied)
+        except (OSError, TopologyError):
+            pass  # edited meanwhile: the next command records it
     if as_json:
         _emit_results(results)
     else:

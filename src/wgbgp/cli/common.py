@@ -25,6 +25,8 @@ from typer._click.exceptions import UsageError
 from typer._click.globals import get_current_context
 from typer.core import TyperGroup
 
+from ..apply.localcheck import LocalChecks
+from ..apply.lockfile import read_lock, write_lock
 from ..model import Issue, Topology, TopologyError, parse
 from ..words import plural as plural  # re-exported: commands import it from here
 
@@ -112,7 +114,15 @@ def read_topology(path: Path, *, as_json: bool | None = None
             raise TopologyError([Issue("error", (), f"not a UTF-8 text file ({exc.reason} at "
                                        f"byte {exc.start})", "save the topology as UTF-8 text",
                                        str(path))]) from None
-        return parse(text, str(path))
+        lock, problem = read_lock(path)
+        if problem:
+            err.print(f"warning: {problem}", markup=False)
+        topology, issues = parse(text, str(path), local=LocalChecks(path.parent, lock=lock),
+                                 recorded=lock.numbers if lock else None)
+        problem = write_lock(path, topology, lock)
+        if problem:
+            err.print(f"warning: {problem}", markup=False)
+        return topology, issues
     except TopologyError as exc:
         print_issues(exc.issues)
         errors = [i for i in exc.issues if i.level == "error"]
@@ -121,6 +131,15 @@ def read_topology(path: Path, *, as_json: bool | None = None
             emit_errors([issue_json(i) for i in errors],
                         issues=[i.to_json() for i in exc.issues])
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def record_deployed(path: Path, topology: Topology, machines: list[str]) -> None:
+    """Note in the address lock the addresses these machines' configs now carry (after
+    render or apply), so a later edit that would renumber them is reported loudly."""
+    lock, _ = read_lock(path)
+    problem = write_lock(path, topology, lock, deployed=machines)
+    if problem:
+        err.print(f"warning: {problem}", markup=False)
 
 
 def emit_json(data: object) -> None:

@@ -1,4 +1,4 @@
-"""`wgbgp keys rotate NODE TOPOLOGY`: a new key pair for a node, hub applied first."""
+"""`wgbgp keys rotate TOPOLOGY NODE`: a new key pair for a node, hub applied first."""
 
 from __future__ import annotations
 
@@ -45,10 +45,29 @@ def _executors(topology: Path, node: str, lab: str | None, local: bool,
     return executors
 
 
+def topology_first(first: str, second: str) -> tuple[Path, str]:
+    """(topology, node) from `TOPOLOGY NODE`, the order of every other command, or the
+    older `NODE TOPOLOGY` (still accepted, with a note): the topology is the argument that
+    names an existing file, else the one that looks like a file name."""
+    def is_file(arg: str) -> bool:
+        return Path(arg).is_file()
+
+    def looks(arg: str) -> bool:
+        return arg.endswith((".yaml", ".yml")) or "/" in arg
+    if (is_file(second) and not is_file(first)) or (
+            not is_file(first) and looks(second) and not looks(first)):
+        err.print(f"note: `keys rotate NODE TOPOLOGY` is the old order; write "
+                  f"`wgbgp keys rotate {second} {first}` (topology first, as every other "
+                  "command)", markup=False)
+        return Path(second), first
+    return Path(first), second
+
+
 @app.command("rotate")
 def rotate(
-    node: str = typer.Argument(..., help="Node whose key pair is replaced."),
-    topology: Path = typer.Argument(..., help="Topology file; its public_key line is updated."),
+    first: str = typer.Argument(..., metavar="TOPOLOGY",
+                                help="Topology file; its public_key line is updated."),
+    second: str = typer.Argument(..., metavar="NODE", help="Node whose key pair is replaced."),
     local: bool = typer.Option(False, "--local", help="This host is NODE (no SSH to it)."),
     lab: str | None = typer.Option(None, "--lab", help="Reach the machines of this running lab."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -58,7 +77,8 @@ def rotate(
 ) -> None:
     """New key pair made on NODE (the private key never leaves it), its public key written to
     TOPOLOGY, the hub applied first, then NODE switched: a few seconds without NODE's tunnel,
-    no outage for anyone else."""
+    no outage for anyone else. (The older order NODE TOPOLOGY still works.)"""
+    topology, node = topology_first(first, second)
     if (local or lab) and os.geteuid() != 0:
         fail("this needs root", "run it as root (sudo)")
     executors = _executors(topology, node, lab, local,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .common import (
     plural,
     print_issues,
     read_topology,
+    record_deployed,
 )
 
 
@@ -31,6 +33,9 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Write a commented starter topology (one VPS hub, two laptops behind CG-NAT)."""
+    if path.is_dir():
+        fail(f"{path} is a directory", f"name the file to write, e.g. `wgbgp init "
+             f"{path / 'topology.yaml'}`")
     if path.exists() and not force:
         fail(f"{path} already exists", "pick another path, or pass --force to overwrite it")
     try:
@@ -124,6 +129,9 @@ def read_private_key(keys: Path | None, machine: str) -> str | None:
     if not path.exists():
         return None
     try:
+        if path.stat().st_mode & stat.S_IROTH:
+            fail(f"{path} is readable by everyone", f"`chmod 600 {path}`, and since others "
+                 f"could read it, make a new key: `wgbgp keygen {machine} --force`")
         text = path.read_text(encoding="ascii").strip()
         decode_key(text)
     except (OSError, UnicodeDecodeError) as exc:
@@ -177,7 +185,11 @@ def render(
     if unknown:
         fail(f"unknown machine {', '.join(unknown)}", f"known: {', '.join(known)}")
     machines = node or known
+    if keys is not None and not keys.is_dir():
+        fail(f"--keys {keys}: no such directory",
+             "pass the directory holding MACHINE.key files (`wgbgp keygen NAME --dir DIR`)")
     rendered = render_all(topo, machines, keys, topology.parent)
+    record_deployed(topology, topo, machines)
     if out_dir is None:
         if any(f.holds_secret or f.text.count("PrivateKey")
                for files in rendered.values() for f in files):

@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address
 import yaml
 
 from ..model.schema import LabPlacement, Topology
+from ..model.special import DOCUMENTATION, is_public
 from .spec import CarrierSpec, ClientSpec, HubSpec, LabSpec, LabSpecError
 
 DEFAULT_CARRIER = "cgnat"
@@ -83,7 +84,12 @@ def with_lab_keys(topology: Topology, spec: LabSpec, public_keys: dict[str, str]
     }
     nodes = {name: node.model_copy(update={"public_key": public_keys[name]})
              for name, node in topology.nodes.items()}
-    return topology.model_copy(update={"hubs": hubs, "nodes": nodes})
+    update: dict[str, object] = {"hubs": hubs, "nodes": nodes}
+    if any(not is_public(h.public_ip) and not any(h.public_ip in d for d in DOCUMENTATION)
+           for h in spec.hubs):
+        # The lab's Internet is its own: a hub there may sit at any address.
+        update["network"] = topology.network.model_copy(update={"underlay": "private"})
+    return topology.model_copy(update=update)
 
 
 def with_ssh_targets(topology: Topology, targets: dict[str, str]) -> Topology:

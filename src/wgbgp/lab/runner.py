@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..apply import ApplyResult, remote_keygen
+from ..apply.lockfile import write_lock
 from ..apply.parallel import apply_many
 from ..apply.secrets import read_secrets
 from ..compile import Plan, compile_topology
@@ -138,6 +139,8 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
             topo = with_ssh_targets(topo, report.ssh.targets)
         report.topology_path.write_text(to_yaml(
             topo, f"# Lab {name}: the topology with this lab's machine keys.\n"))
+        # Its addresses are the user's (their lock's): the copy keeps them beside it.
+        write_lock(report.topology_path, topo, None)
         if bare:
             report.timings["total"] = time.monotonic() - t0
             return report

@@ -115,12 +115,28 @@ def _pinned(topology: Topology, name: str, version: int) -> int | None:
     return int(address) - int(overlay.network_address)
 
 
+def with_recorded(topology: Topology, numbers: dict[int, dict[str, int]]) -> Topology:
+    """The topology with the host numbers recorded for its machines before (the lock
+    file beside it: apply.lockfile), by family (4, 6) and name. Allocation keeps them."""
+    out = topology.model_copy()
+    out._recorded = {v: dict(numbers.get(v, {})) for v in (4, 6)}
+    return out
+
+
+def recorded(topology: Topology, version: int) -> dict[str, int]:
+    """The host numbers recorded for this topology's machines in one family ({}: none)."""
+    return topology._recorded.get(version, {})
+
+
 def host_numbers(topology: Topology, version: int = 4) -> dict[str, int]:
     """Every hub's and node's host number in one family, by name ({} without that overlay).
 
-    Pinned addresses are kept. The rest take the lowest free host numbers, hubs first,
-    each group in the order the file declares them, so appending a node never moves an
-    existing one. (Reordering the file can: pin addresses you rely on.)
+    Pinned addresses are kept; then the numbers recorded for machines before (the lock
+    file, `with_recorded`), unless a pin now holds one (validation reports that) or it
+    no longer fits the overlay. The rest take the lowest free host numbers, hubs first,
+    each group in the order the file declares them. So removing, inserting, reordering
+    or pinning a machine never moves another one once its number is recorded; without a
+    record, appending a node moves no one either.
     """
     overlay = topology.network.overlay if version == 4 else overlay6(topology)
     if overlay is None:
@@ -130,11 +146,21 @@ def host_numbers(topology: Topology, version: int = 4) -> dict[str, int]:
     taken = set(pinned.values())
     # IPv4 loses the network and broadcast addresses, IPv6 the subnet-router anycast (::).
     last = overlay.num_addresses - (2 if version == 4 else 1)
+    kept: dict[str, int] = {}
+    for name, number in recorded(topology, version).items():
+        if name in pinned or name not in topology.hubs and name not in topology.nodes:
+            continue
+        if 1 <= number <= last and number not in taken:
+            kept[name] = number
+            taken.add(number)
     free = (h for h in range(1, last + 1) if h not in taken)
     result: dict[str, int] = {}
     for name in wanted:
         if name in pinned:
             result[name] = pinned[name]
+            continue
+        if name in kept:
+            result[name] = kept[name]
             continue
         try:
             result[name] = next(free)

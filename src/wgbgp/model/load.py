@@ -6,6 +6,7 @@ import copy
 import difflib
 import ipaddress
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
@@ -13,7 +14,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from . import schema
+from .addressing import with_recorded
 from .issues import Issue, Loc, TopologyError
+from .special import host_bits_fix
 from .validate import check, secrets_in_text
 
 
@@ -73,6 +76,9 @@ class _LineMap:
         # (path, line, first line) of keys a mapping holds twice: YAML keeps the last.
         self.duplicates: list[tuple[Loc, int, int]] = []
         self._seen: set[int] = set()
+        # ASNs written in asdot (RFC 5396: "1.10" = 65546), by path: YAML would read 1.10
+        # as the float 1.1, so the raw text is read here and the node made an int.
+        self.asdot: dict[Loc, str] = {}
         if root is not None:
             self._walk(root, ())
 
@@ -91,10 +97,20 @@ class _LineMap:
                 if sub in self.keys:
                     self.duplicates.append((sub, key.start_mark.line + 1, self.keys[sub]))
                 self.keys[sub] = key.start_mark.line + 1
+                if name == "asn":
+                    self._asdot(value, sub)
                 self._walk(value, sub)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, (*path, i))
+
+    def _asdot(self, node: yaml.Node, path: Loc) -> None:
+        if not (isinstance(node, yaml.ScalarNode) and node.style is None):
+            return
+        m = re.fullmatch(r"(\d+)\.(\d+)", node.value)
+        if m and int(m[1]) <= 65535 and int(m[2]) <= 65535:
+            self.asdot[path] = node.value
+            node.tag, node.value = "tag:yaml.org,2002:int", str(int(m[1]) << 16 | int(m[2]))
 
     def line(self, loc: Loc, key: bool = False) -> int | None:
         """The line naming loc: its key's line (a block mapping's value starts a line
@@ -223,7 +239,12 @@ def _describe(err: ErrorDetails, loc: Loc) -> tuple[str, str]:
             pass
         else:
             if fixed.version == 4:
-                return f"{value!r} has host bits set", f"did you mean {fixed}?"
+                return f"{value!r} has host bits set", host_bits_fix(value) or ""
+    if kind in ("int_from_float", "int_type") and loc and loc[-1] == "asn" and \
+            isinstance(value, float):
+        return (f"{shown}is not a whole number".strip(),
+                "write the ASN as a number, or in asdot (RFC 5396) as HIGH.LOW with both "
+                "parts at most 65535: 1.10 is 65546")
     if kind in _FRIENDLY:
         msg, fix = _FRIENDLY[kind]
         if kind == "literal_error":
@@ -265,6 +286,9 @@ def _schema_issues(exc: ValidationError, data: dict, lines: _LineMap, file: str)
                                 lines.line(loc, key=True)))
             continue
         message, fix = _friendly(err, loc)
+        if loc in lines.asdot:
+            high, low = lines.asdot[loc].split(".")
+            message += f" (written {lines.asdot[loc]}, asdot for {int(high) << 16 | int(low)})"
         issues.append(Issue("error", loc, message, fix, file, lines.line(loc)))
     return issues
 
@@ -329,14 +353,22 @@ def _salvage(data: dict, exc: ValidationError) -> tuple[schema.Topology, Any] | 
     return topology, original
 
 
-def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Issue]]:
+LocalStep = Callable[[schema.Topology], Iterable[Issue]]
+
+
+def parse(text: str, file: str = "<topology>", *, local: LocalStep | None = None,
+          recorded: dict[int, dict[str, int]] | None = None
+          ) -> tuple[schema.Topology, list[Issue]]:
     """Parse topology text; return it with its warnings, or raise TopologyError.
 
     The error lists every problem found, sorted by line: schema errors, and the semantic
-    errors in the parts of the file the schema accepted.
+    errors in the parts of the file the schema accepted. `local`: more checks over a
+    schema-valid topology that look at this machine (DNS, files: apply.localcheck); their
+    findings are located here like every other. `recorded`: host numbers given to its
+    machines before (the address lock, model/lock.py), kept by allocation.
     """
     try:
-        return _parse(text, file)
+        return _parse(text, file, local, recorded)
     except RecursionError:
         # PyYAML and pydantic recurse per level: thousands of nested brackets exhaust it.
         raise TopologyError([Issue("error", (), "the file nests too deeply to be read",
@@ -344,7 +376,9 @@ def parse(text: str, file: str = "<topology>") -> tuple[schema.Topology, list[Is
                             ) from None
 
 
-def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
+def _parse(text: str, file: str, local: LocalStep | None = None,
+           recorded: dict[int, dict[str, int]] | None = None
+           ) -> tuple[schema.Topology, list[Issue]]:
     try:
         # One pass: compose the node tree, map its line numbers, then build the data (in
         # that order: building merges `<<` keys into the tree, which would look repeated).
@@ -362,11 +396,15 @@ def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
             "delete it; save the file as plain UTF-8 text", file, line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        mark_line = mark.line + 1 if mark else None
+        at = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise TopologyError([Issue("error", _last_path(text), f"YAML syntax error: {problem}",
-                                   "check indentation and quoting around that line",
-                                   file, mark_line)]) from None
+                                   _quote_fix(text, at, problem), file, at)]) from None
+    if data is None:
+        raise TopologyError([Issue("error", (), "the file is empty" if not text.strip() else
+                                   "the file holds no YAML, only comments or blank lines",
+                                   "write the topology in it: start from `wgbgp init FILE`",
+                                   file, 1)])
     if not isinstance(data, dict):
         raise TopologyError([Issue("error", (), "the file is not a YAML mapping",
                                    "start from `wgbgp init`", file, 1)])
@@ -390,16 +428,32 @@ def _parse(text: str, file: str) -> tuple[schema.Topology, list[Issue]]:
                 if i.level == "error" and loc not in located:
                     errors.append(Issue("error", loc, i.message, i.fix, file, lines.line(loc)))
         raise TopologyError(_by_line(errors)) from None
-    issues = [
-        Issue(i.level, i.loc, i.message, i.fix, file, lines.line(i.loc))
-        for i in check(topology)
-    ]
+    if recorded:
+        topology = with_recorded(topology, recorded)
+    found = check(topology)
+    if local is not None:
+        found = [*found, *local(topology)]
+    issues = [Issue(i.level, i.loc, i.message, i.fix, file, lines.line(i.loc)) for i in found]
     errors += [i for i in issues if i.level == "error"]
     errors += [Issue("error", (), message, fix, file, line)
                for line, message, fix in secrets_in_text(text, topology)]
     if errors:
         raise TopologyError(_by_line(errors))
     return topology, issues
+
+
+def _quote_fix(text: str, line: int | None, problem: str) -> str:
+    """The fix for a YAML syntax error: "quote the value" when a '{' inside a flow
+    mapping (`{file: /etc/bgp-{pair}.secret}`) began another mapping."""
+    fix = "check indentation and quoting around that line"
+    if line is None or "'{'" not in problem:
+        return fix
+    source = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+    m = re.search(r"([\w-]+):\s*([^\s\"'{},]+\{[^\s,}]*\}[^\s,}]*)", source)
+    if m is None:
+        return "quote the value that holds '{': inside {...} an unquoted '{' starts a mapping"
+    return (f"quote the value: {m[1]}: \"{m[2]}\" (inside {{...}} an unquoted '{{' starts "
+            "a mapping)")
 
 
 def _by_line(issues: list[Issue]) -> list[Issue]:

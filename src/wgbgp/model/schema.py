@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Strict,
     Tag,
     model_validator,
@@ -26,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .keys import InvalidKey, decode_key
+from .special import host_bits_fix
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 # A hub's name becomes the tunnel interface name "wg-<hub>", and Linux caps those at 15.
@@ -46,6 +48,11 @@ def _check_name(value: str, max_len: int) -> str:
             "lowercase letters, digits and '-'",
             f"rename it, e.g. {suggestion!r}" if NAME_RE.match(suggestion)
             else "rename it, e.g. 'laptop-2'")
+    if len(value) > max_len and max_len == HUB_NAME_MAX:
+        raise invalid(f"hub name {value!r} is longer than {max_len} characters: it names the "
+                      f"WireGuard interface 'wg-{value}' on every machine, and Linux limits "
+                      "interface names to 15 characters (IFNAMSIZ)",
+                      f"shorten it to at most {max_len} characters, e.g. {value[:max_len]!r}")
     if len(value) > max_len:
         raise invalid(f"name {value!r} is longer than {max_len} characters",
                       f"shorten it to at most {max_len} characters")
@@ -129,7 +136,8 @@ def _parse_prefix(value: Any) -> Any:
         except ValueError:
             raise invalid(f"{value!r} is not a valid IPv4 or IPv6 prefix",
                           "write it like 192.0.2.0/24 or 2001:db8:50::/48") from None
-        raise invalid(f"{value!r} has host bits set", f"did you mean {fixed}?") from None
+        raise invalid(f"{value!r} has host bits set",
+                      host_bits_fix(value) or f"did you mean {fixed}?") from None
 
 
 def _check_announce(value: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
@@ -266,6 +274,9 @@ class Network(Section):
     # encryption), read when rendering; see Secret.
     preshared_key: Secret | None = None
     bfd: Annotated[Bfd, BeforeValidator(_bfd_shorthand)] = Field(default_factory=Bfd)
+    # How machines reach the hubs: over the Internet (hub endpoints must be public
+    # addresses; check warns otherwise), or over a private network (a LAN, a VPN, the lab).
+    underlay: Literal["internet", "private"] = "internet"
 
 
 class Hub(Section):
@@ -345,6 +356,8 @@ class Node(Section):
     exit: bool = Field(False, strict=True)
     # The BGP daemon this node runs: FRRouting (default) or BIRD 2.
     daemon: Literal["frr", "bird"] = "frr"
+    # Announce prefixes shorter than /8 (IPv4) or /16 (IPv6): refused unless set.
+    allow_short: bool = Field(False, strict=True)
 
     def more_specifics_of(self, version: int) -> int | None:
         """The more_specifics length that applies to this node's prefixes of one family."""
@@ -383,6 +396,9 @@ class Topology(Section):
     # Pairs of node names; left out, every pair of clients peers.
     peerings: list[tuple[NodeName, NodeName]] | None = None
     lab: Lab | None = None
+    # Not in the file: host numbers recorded for its machines before (the lock file
+    # beside it), by family and name; addressing.with_recorded sets it.
+    _recorded: dict[int, dict[str, int]] = PrivateAttr(default_factory=dict)
 
     def machine(self, name: str) -> Hub | Node:
         """The hub or node called `name` (validation keeps hub and node names apart);

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from ..words import plural
 from .addressing import (
@@ -16,19 +16,22 @@ from .addressing import (
     overlay6,
     overlays,
     primary_hub,
+    recorded,
     router_ids,
 )
 from .derive import hub_preferences
-from .issues import Issue
+from .issues import Issue, Loc
 from .keys import InvalidKey, public_key
 from .schema import PAIR, MoreSpecifics, Node, Topology
+from .special import DOCUMENTATION, MIN_LENGTH, is_public, literal, special_purpose, ssh_host
 
 MESH_SESSIONS_HINT = 30  # clients past which a full mesh gets heavy
 
 
 def check(topology: Topology) -> list[Issue]:
     """Every error and warning in a schema-valid topology."""
-    return [*_names(topology), *_planes(topology), *_addresses(topology), *_asns(topology),
+    return [*_names(topology), *_endpoints(topology), *_planes(topology),
+            *_addresses(topology), *_asns(topology),
             *_prefixes(topology), *_keys(topology), *_peerings(topology), *_lab(topology),
             *_lints(topology), *_policy(topology), *_exits(topology), *_secrets(topology)]
 
@@ -161,6 +164,11 @@ def _family_addresses(t: Topology, version: int) -> Iterator[Issue]:
         return
     planes = hub_overlays(t, version)
     seen: dict[int, tuple[str, object]] = {}  # host number -> (machine, its address)
+    every = {**t.hubs, **t.nodes}
+    # Host numbers recorded (the lock file) for machines that are not pinned: a pin on
+    # one of them would move that machine.
+    holders = {number: name for name, number in recorded(t, version).items()
+               if name in every and getattr(every[name], field) is None}
     for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
         for name, m in machines.items():
             address = getattr(m, field)
@@ -190,6 +198,13 @@ def _family_addresses(t: Topology, version: int) -> Iterator[Issue]:
                            + ("" if addr == address else
                               " (a machine keeps its host number on every hub's plane)"),
                            f"give each machine its own address, or leave '{field}' out")
+            elif holders.get(number, name) != name:
+                other = holders[number]
+                yield _err(loc, f"tunnel address {address} is {other}'s (recorded in the "
+                           f"address lock): pinning it here would renumber {other}",
+                           f"pin a free address, e.g. {_free_address(t, version, home)}; or "
+                           f"pin {other} elsewhere too, if it should move (its peers' configs "
+                           "then change)")
             else:
                 seen[number] = (name, address)
     try:
@@ -209,6 +224,17 @@ def _family_addresses(t: Topology, version: int) -> Iterator[Issue]:
                        f"has host number {highest} (every node is on every plane, with the "
                        "same host number)",
                        f"make it as large as network.{key} (/{overlay.prefixlen})")
+
+
+def _free_address(t: Topology, version: int, home: IPv4Network | IPv6Network) -> object:
+    """The lowest address of `home` whose host number no machine has, pinned or not."""
+    try:
+        used = set(host_numbers(t, version).values())
+    except OverlayFull:
+        used = set()
+    used |= set(recorded(t, version).values())
+    number = next((n for n in range(1, home.num_addresses - 1) if n not in used), 1)
+    return home[number]
 
 
 def _router_ids(t: Topology) -> Iterator[Issue]:
@@ -244,6 +270,14 @@ def _asns(t: Topology) -> Iterator[Issue]:
                         f"ASN {asn} is shared by {', '.join(names)}; eBGP drops routes whose "
                         "AS path holds the receiver's own ASN",
                         "give every node its own ASN")
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            if m.asn is not None and not _private_asn(m.asn):
+                yield _warn((section, name, "asn"),
+                            f"ASN {m.asn} is a public ASN, assigned to an organisation on the "
+                            "Internet; routes from this overlay would carry it in their AS path",
+                            "use a private ASN: 64512-65534 or 4200000000-4294967294 (keep "
+                            "it only if it is yours and you mean it)")
     for name, hub in t.hubs.items():
         loc = ("hubs", name, "asn")
         if t.network.mode == "hub" and hub.asn is None:
@@ -260,35 +294,173 @@ def _asns(t: Topology) -> Iterator[Issue]:
                         "leave it for a later switch to 'mode: hub', or remove it")
 
 
+def _private_asn(asn: int) -> bool:
+    """RFC 6996 private use (documentation and reserved ASNs are errors, asn_problem)."""
+    return 64512 <= asn <= 65534 or 4200000000 <= asn <= 4294967294
+
+
+def _endpoints(t: Topology) -> Iterator[Issue]:
+    """Hub endpoints: distinct, and reachable from the Internet."""
+    seen: dict[tuple[str, int], str] = {}
+    for name, hub in t.hubs.items():
+        loc = ("hubs", name, "endpoint")
+        address = literal(hub.host)
+        key = (str(address) if address else hub.host.lower().rstrip("."), hub.port)
+        if key in seen:
+            yield _err(loc, f"hub {name} has the same endpoint as hub {seen[key]} "
+                       f"({hub.endpoint}): clients would dial one WireGuard interface for "
+                       "both, so they are not two hubs",
+                       "give each hub its own public address or port")
+        seen.setdefault(key, name)
+        if address is None or t.network.underlay == "private" or is_public(address):
+            continue
+        if any(address in d for d in DOCUMENTATION):
+            continue  # a placeholder, as in every example
+        yield _warn(loc, f"hub {name}'s endpoint {address} is not a public address "
+                    f"({_kind(address)}): clients behind CG-NAT cannot reach it",
+                    "write the VPS's public address; or, if every machine reaches the hub "
+                    "over a private network (a LAN, a VPN), say so with "
+                    "'underlay: private' under network")
+
+
+def _kind(address: Address) -> str:
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if isinstance(address, IPv4Address) and address in IPv4Network("100.64.0.0/10"):
+        return "carrier-grade NAT space, RFC 6598"
+    if address.is_private:
+        return "private space"
+    return "special-purpose space"
+
+
 def _free_asn(t: Topology) -> int:
     used = {n.asn for n in t.nodes.values()} | {h.asn for h in t.hubs.values() if h.asn}
     return next(a for a in range(64512, 65535) if a not in used)
 
 
 def _prefixes(t: Topology) -> Iterator[Issue]:
+    """Each announced prefix: not special-purpose space, not absurdly short, outside the
+    overlays, covering no hub endpoint or `ssh:` target, and owned by one node. One node
+    may announce an aggregate and its own more-specifics (10.1.0.0/16 and 10.1.2.0/24):
+    that is legitimate traffic engineering, and both are its own."""
     nets = overlays(t)
     owners = {4: _PrefixOwners(32), 6: _PrefixOwners(128)}
+    targets = _literal_targets(t)
     for name, node in t.nodes.items():
+        short = False
         for i, prefix in enumerate(node.announce):
             loc = ("nodes", name, "announce", i)
+            special = special_purpose(prefix)
+            if special is not None:
+                block, what = special
+                where = (f"is {what}" if block == prefix else
+                         f"lies in {block}, {what}" if prefix.subnet_of(block)  # type: ignore[arg-type]
+                         else f"covers {block}, {what}")
+                yield _err(loc, f"{prefix} {where}: no node can route it over the overlay",
+                           "announce addresses the node really has: public ones it owns, or "
+                           "private ones (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+                           "100.64.0.0/10, fc00::/7)")
+                continue
+            floor = MIN_LENGTH[prefix.version]
+            if prefix.prefixlen < floor:
+                short = True
+                if not node.allow_short:
+                    share = f"1/{1 << prefix.prefixlen} of all IPv{prefix.version} addresses"
+                    yield _err(loc, f"{prefix} is shorter than /{floor}: that is {share}, not "
+                               "a range one node owns (a typo in the length?)",
+                               "announce the prefixes this node really has, or set "
+                               f"'allow_short: true' on {name} if it means it")
+                    continue
             overlay = next((o for o in nets if o.version == prefix.version
                             and prefix.overlaps(o)), None)
             if overlay is not None:
                 yield _err(loc, f"{prefix} overlaps the overlay {overlay}",
                            "announce prefixes outside the tunnel overlays")
                 continue
-            clash = owners[prefix.version].first_overlap(prefix)
+            covered = next(((what, address, target_loc)
+                            for what, address, target_loc in targets
+                            if address in prefix), None)
+            if covered is not None:
+                yield _cover_issue(loc, prefix, *covered)
+                continue
+            mine = owners[prefix.version]
+            if mine.has(prefix, name):
+                yield _warn(loc, f"{prefix} is listed twice by {name}", "remove one")
+                continue
+            clash = mine.first_overlap(prefix, besides=name)
             if clash is not None:
                 other, owner = clash
-                yield _err(loc, f"{prefix} overlaps {other}, announced by {owner}"
-                           if owner != name else f"{prefix} overlaps {other} of the same node",
-                           "each address range must belong to one node only")
+                yield _err(loc, f"{prefix} overlaps {other}, announced by {owner}",
+                           "each address range must belong to one node only (one node may "
+                           "announce an aggregate and its own more-specifics)")
                 continue
-            owners[prefix.version].add(prefix, name)
+            mine.add(prefix, name)
+        if node.allow_short and not short:
+            yield _warn(("nodes", name, "allow_short"), f"{name} announces no prefix shorter "
+                        "than /8 (IPv4) or /16 (IPv6), so allow_short has no effect",
+                        "remove it")
+
+
+Address = IPv4Address | IPv6Address
+
+
+def reach_targets(t: Topology) -> list[tuple[str, str, Loc]]:
+    """(what, host, loc) of every address machines must reach outside the overlay: each
+    hub's endpoint and each `ssh:` target. A host may be an address or a DNS name."""
+    out: list[tuple[str, str, Loc]] = []
+    for name, hub in t.hubs.items():
+        out.append((f"hub {name}'s endpoint", hub.host, ("hubs", name, "endpoint")))
+    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
+        for name, m in machines.items():
+            host = ssh_host(m.ssh) if m.ssh else None
+            if host is not None:
+                out.append((f"the `ssh:` target of {name}", host, (section, name, "ssh")))
+    return out
+
+
+def _literal_targets(t: Topology) -> list[tuple[str, Address, Loc]]:
+    return [(what, address, loc) for what, host, loc in reach_targets(t)
+            if (address := literal(host)) is not None]
+
+
+def _cover_issue(loc: Loc, prefix: IPv4Network | IPv6Network, what: str, address: Address,
+                 target_loc: Loc, name: str | None = None) -> Issue:
+    via = f" ({name} resolves to it)" if name else ""
+    if what.startswith("hub"):
+        why = ("every other client would learn by BGP a route to its hub through the tunnel "
+               "itself: the tunnel's own packets would loop into it, and the tunnel and "
+               "every session would flap")
+    else:
+        why = ("machines would route their SSH connection to it into the tunnel, and "
+               "`wgbgp apply` would cut itself off")
+    return _err(loc, f"{prefix} covers {address}, {what}{via}: {why}",
+                f"announce prefixes that leave {address} out, or give "
+                f"{'.'.join(map(str, target_loc[:2]))} an address outside {prefix}")
+
+
+def covering(t: Topology, resolved: dict[str, list[Address]]) -> Iterator[Issue]:
+    """Announced prefixes covering what a DNS name among the reach targets resolves to
+    (`resolved`: name -> addresses, found at the edge: resolving is a side effect)."""
+    names = [(what, host, loc) for what, host, loc in reach_targets(t)
+             if literal(host) is None and host in resolved]
+    for node_name, node in t.nodes.items():
+        for i, prefix in enumerate(node.announce):
+            if special_purpose(prefix) is not None:
+                continue  # refused as such already
+            for what, host, target_loc in names:
+                hit = next((a for a in resolved[host] if a.version == prefix.version
+                            and a in prefix), None)
+                if hit is not None:
+                    yield _cover_issue(("nodes", node_name, "announce", i), prefix, what, hit,
+                                       target_loc, host)
+                    break
 
 
 class _PrefixOwners:
-    """Accepted prefixes (pairwise disjoint), and which of them a new one overlaps first.
+    """Accepted prefixes, and which of them a new one overlaps first. Disjoint between
+    owners; one owner's may nest (an aggregate and its own more-specifics).
 
     Two CIDR prefixes overlap only when one contains the other, so a new prefix overlaps
     at most one accepted supernet (found by masking it to each shorter length) or else
@@ -309,9 +481,15 @@ class _PrefixOwners:
         self.by_net[(start, prefix.prefixlen)] = index
         bisect.insort(self.starts, (start, index))
 
-    def first_overlap(self, prefix: IPv4Network | IPv6Network
+    def has(self, prefix: IPv4Network | IPv6Network, owner: str) -> bool:
+        """Whether `owner` already announced exactly this prefix."""
+        index = self.by_net.get((int(prefix.network_address), prefix.prefixlen))
+        return index is not None and self.entries[index][1] == owner
+
+    def first_overlap(self, prefix: IPv4Network | IPv6Network, besides: str = ""
                       ) -> tuple[IPv4Network | IPv6Network, str] | None:
-        """The earliest accepted prefix overlapping this one, with its owner."""
+        """The earliest accepted prefix overlapping this one, with its owner (one other
+        than `besides`)."""
         bits, full = self.bits, (1 << self.bits) - 1
         start, length = int(prefix.network_address), prefix.prefixlen
         end = start + (1 << (bits - length)) - 1
@@ -320,6 +498,7 @@ class _PrefixOwners:
         lo = bisect.bisect_left(self.starts, (start, -1))
         hi = bisect.bisect_right(self.starts, (end, len(self.entries)))
         found += [index for _, index in self.starts[lo:hi]]
+        found = [index for index in found if self.entries[index][1] != besides]
         return self.entries[min(found)] if found else None
 
 
@@ -492,8 +671,9 @@ def _exits(t: Topology) -> Iterator[Issue]:
                         "set 'exit: true' on the nodes that may use it, or remove it here")
 
 
-# user:password@host: a password where only a login belongs.
-_SSH_PASSWORD = re.compile(r"^(?:ssh://)?[^@/\s]*:[^@]*@")
+# user:password@host: a password where only a login belongs (possessive: "ssh://" is
+# a scheme, never a user "ssh" with password "//...").
+_SSH_PASSWORD = re.compile(r"^(?:ssh://)?+[^@/\s]*:[^@]*@")
 
 
 def _secrets(t: Topology) -> Iterator[Issue]:
@@ -548,5 +728,5 @@ def secrets_in_text(text: str, topology: Topology) -> Iterator[tuple[int, str, s
             if owner is not None:
                 yield (number, f"the PRIVATE key of {owner} (its public key is declared) is "
                        "in the topology; it is not repeated here",
-                       f"delete it, and since it was exposed, `wgbgp keys rotate {owner}` "
+                       f"delete it, and since it was exposed, `wgbgp keys rotate TOPOLOGY {owner}` "
                        "or make a new pair with `wgbgp keygen`")

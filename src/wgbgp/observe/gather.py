@@ -150,8 +150,9 @@ def plan_probes(plans: Mapping[str, Plan], statuses: Mapping[str, MachineStatus]
     mine = expected.announced(machine)
     for s in expected.sessions(machine):
         neighbor = status.bgp.neighbor(str(s.peer_address)) if status.bgp else None
-        peer = statuses.get(s.peer)
-        if (neighbor is None or not neighbor.established) and (peer is None or peer.bgp is None):
+        peer_status = statuses.get(s.peer)
+        if (neighbor is None or not neighbor.established) and (
+                peer_status is None or peer_status.bgp is None):
             # Only when the session is down, and only when the peer's own BGP daemon could
             # not be read (not observed, or not answering): to the peer's FRR, a connection
             # from our tunnel address *is* us connecting, and each aborted one disturbs its
