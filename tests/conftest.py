@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -48,3 +49,17 @@ def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-
     """The same for a whole module skipped at import (`allow_module_level=True`)."""
     outcome = yield
     _no_skip(outcome.get_result())
+
+
+_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+_LOCKS_BEFORE = set(_EXAMPLES.glob("*.lock"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite never writes into the repository: a lock file that appeared beside an
+    example means a test ran check/render/plan on the example itself, not on a copy."""
+    new = sorted(set(_EXAMPLES.glob("*.lock")) - _LOCKS_BEFORE)
+    if new and not hasattr(session.config, "workerinput"):  # once, on the controller
+        print(f"\nERROR: the tests wrote {', '.join(p.name for p in new)} under examples/: "
+              "run check/render/plan on a copy of the example")
+        session.exitstatus = 1
