@@ -17,7 +17,7 @@ from ipaddress import IPv4Address
 import pytest
 
 import wgbgp.render.files as render_files
-from labwait import wait_until
+from labwait import stays, wait_until
 from wgbgp.apply import apply_machine, down_machine, plan_machine, remote_keygen
 from wgbgp.apply.machine import _frr_test
 from wgbgp.apply.parallel import apply_many
@@ -185,7 +185,7 @@ def test_second_apply_is_a_noop(net):
     before = {m: net.snapshot(m) for m in net.x}
     epochs = (net.epoch("laptop", "10.0.0.2"), net.epoch("friend", "10.0.0.10"))
     up_before = net.peers("laptop")["10.0.0.2"]["peerUptimeMsec"]
-    time.sleep(1.2)
+    time.sleep(1.2)  # the condition under test: time passes, so a reset would show
     results = net.apply(text)
     for name, r in results.items():
         assert r.steps == [], f"{name}: {r.summary()}"
@@ -339,8 +339,9 @@ def test_prefix_announced_before_the_filter_allows_it_still_arrives(net):
                                                          "100.100.104.0/24"]}))
     for m in ("vps", "third"):  # third announces first; laptop's filter still refuses it
         assert apply_machine(net.x[m], changed[m]).ok
-    time.sleep(3)
-    assert net.x["laptop"].run(["ip", "route", "show", "100.100.104.0/24"]).stdout == ""
+    stays("laptop refusing 100.100.104.0/24 (its filter does not allow it yet)",
+          lambda: net.x["laptop"].run(["ip", "route", "show", "100.100.104.0/24"]).stdout
+          == "", 3)
     assert apply_machine(net.x["laptop"], changed["laptop"]).ok
     assert "proto bgp" in net.wait_route("laptop", "100.100.104.0/24", timeout=15)
     assert net.epoch("laptop", "10.0.0.3") == session

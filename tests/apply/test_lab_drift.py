@@ -197,7 +197,7 @@ def test_apply_after_repairs_repairs_nothing_and_resets_no_session(net):
     epochs = (net.epoch("laptop", "10.0.0.2"), net.epoch("friend", "10.0.0.10"))
     up_before = net.peers("laptop")["10.0.0.2"]["peerUptimeMsec"]
     before = {m: net.snapshot(m) for m in net.x}
-    time.sleep(1.2)
+    time.sleep(1.2)  # the condition under test: time passes, so a reset would show
     results = net.apply(net.text)
     for name, r in results.items():
         assert r.steps == [] and r.repaired == [], f"{name}: {r.summary()}"

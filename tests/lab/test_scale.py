@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from labwait import stays
 from wgbgp.apply import apply_machine
 from wgbgp.compile import compile_topology
 from wgbgp.lab import faults
@@ -154,10 +155,12 @@ class TestHubMode:
                 break
             time.sleep(0.5)
         assert all(p in sent for p in stolen), sent
-        time.sleep(1)
-        from_c1 = vtysh_json(lab, "rs", "show bgp ipv4 unicast neighbors 10.70.0.2 "
-                             "routes json").get("routes", {})
-        assert sorted(from_c1) == ["100.100.1.0/24"]  # only what c1 declared
+
+        def from_c1() -> list[str]:
+            return sorted(vtysh_json(lab, "rs", "show bgp ipv4 unicast neighbors 10.70.0.2 "
+                                     "routes json").get("routes", {}))
+        stays("the route server accepting only what c1 declared",
+              lambda: from_c1() == ["100.100.1.0/24"], 1, detail=from_c1)
         c3 = vtysh_json(lab, "c3", "show bgp ipv4 unicast 100.100.2.1/32 json")
         assert [p["aspath"]["string"] for p in c3["paths"]] == ["65202"]
         assert "100.100.44.128/25" not in vtysh_json(lab, "c3", "show ip route json")
@@ -210,7 +213,7 @@ class TestTwoHubs:
             plans = compile_topology(parse(text, str(path))[0])
             result = apply_machine(x, render_machine(plans["alice"]), enable_at_boot=False)
             assert result.ok and "frr-reload" in [st.action for st in result.steps], result
-        time.sleep(1)
+        time.sleep(1)  # the condition under test: time passes, so a reset would show
         after = uptimes()
         assert all(after[a] > up for a, up in before.items()), (before, after)
         peers = bfd_sessions(planes, "alice", "frr")
@@ -222,9 +225,9 @@ class TestTwoHubs:
 
     def test_hub_dies_traffic_moves_and_comes_back(self, planes: Lab) -> None:
         ping = faults.PingRun(planes, "alice", self.SRC, self.DST, interval=0.1)
-        time.sleep(2)
+        time.sleep(2)  # pings before the crash: the outage is measured, not waited for
         faults.crash(planes, "hub-a")
-        time.sleep(2 * MAX_OUTAGE)
+        time.sleep(2 * MAX_OUTAGE)  # pings through the failover, then the figure
         dead = ping.stop()
         assert dead.received > 0 and dead.outage <= MAX_OUTAGE, dead
         assert faults.route_dev(planes, "alice", self.DST, self.SRC) == "wg-hub-b"
