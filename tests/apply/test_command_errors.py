@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from wgbgp.apply.machine import apply_machine
+from wgbgp.apply import apply_machine
 from wgbgp.apply.probe import PROBE_SCRIPT
 from wgbgp.transport import CommandFailed, CommandResult, LocalExecutor, SSHExecutor, short_command
 

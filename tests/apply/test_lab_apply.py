@@ -19,7 +19,7 @@ import pytest
 import wgbgp.render.files as render_files
 from labwait import stays, wait_until
 from wgbgp.apply import apply_machine, down_machine, plan_machine, remote_keygen
-from wgbgp.apply.machine import _frr_test
+from wgbgp.apply.daemons import Daemons
 from wgbgp.apply.parallel import apply_many
 from wgbgp.compile import compile_topology
 from wgbgp.model import parse
@@ -202,7 +202,7 @@ def test_reloading_the_unchanged_config_changes_nothing(net):
         x = net.x[machine]
         # Through apply's reload path: nothing at all to add or delete.
         frr = x.read_file("/etc/frr/frr.conf")
-        assert _frr_test(x, frr).empty
+        assert Daemons(x, systemd=False).frr_test(frr).empty
         # Plain frr-reload.py on the rendered file: only lines FRR takes from the OS differ
         # (see changes.pin_os_lines); no BGP line is re-applied.
         raw = x.run(["/usr/lib/frr/frr-reload.py", "--test", "/etc/frr/frr.conf"]).stdout
@@ -249,7 +249,7 @@ def test_bad_frr_config_keeps_the_previous_one_running(net, monkeypatch):
     assert "frr-reload.py failed" in r.error
     assert r.rolled_back is True, r.rollback_errors
     assert x.read_file("/etc/frr/frr.conf") == good
-    assert _frr_test(x, good).empty                 # the running config is the previous one
+    assert Daemons(x, systemd=False).frr_test(good).empty  # the running config is the previous one
     assert net.epoch("laptop", "10.0.0.2") == epoch  # and the session was never reset
     assert x.read_file("/etc/wgbgp/apply-pending") is None
 

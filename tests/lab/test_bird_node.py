@@ -25,7 +25,7 @@ import pytest
 from test_hostile import Net, _flood, _write_secret, wgbgp
 
 from labwait import stays
-from wgbgp.apply.machine import apply_machine
+from wgbgp.apply import apply_machine
 from wgbgp.apply.secrets import read_secrets
 from wgbgp.compile import compile_topology
 from wgbgp.lab import faults

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from labwait import stays, wait_until
-from wgbgp.apply.machine import apply_machine
+from wgbgp.apply import apply_machine
 from wgbgp.apply.secrets import read_secrets
 from wgbgp.compile import compile_topology
 from wgbgp.lab.build import Lab, open_lab

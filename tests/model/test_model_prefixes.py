@@ -7,7 +7,7 @@ from ipaddress import IPv4Network
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wgbgp.model.validate import _PrefixOwners
+from wgbgp.model.checks import PrefixOwners
 
 # Small address space, many lengths: plenty of nesting, equality and disjointness.
 prefixes = st.builds(
@@ -30,7 +30,7 @@ def naive(entries):
 
 @given(st.lists(st.tuples(prefixes, st.sampled_from("abc")), max_size=40))
 def test_index_agrees_with_pairwise_check(entries):
-    index, verdicts = _PrefixOwners(), []
+    index, verdicts = PrefixOwners(), []
     for prefix, name in entries:
         clash = index.first_overlap(prefix)
         verdicts.append(clash)
@@ -40,7 +40,7 @@ def test_index_agrees_with_pairwise_check(entries):
 
 
 def test_examples():
-    index = _PrefixOwners()
+    index = PrefixOwners()
     index.add(IPv4Network("10.0.1.0/24"), "a")
     index.add(IPv4Network("10.0.3.0/24"), "b")
     assert index.first_overlap(IPv4Network("10.0.0.0/16")) == (IPv4Network("10.0.1.0/24"), "a")

@@ -14,21 +14,16 @@ from .changes import (
     mask_secrets,
     pin_os_lines,
 )
+from .down import down_machine
 from .keys import KeygenError, RemoteKey, remote_keygen
-from .machine import (
-    ApplyResult,
-    MachinePlan,
-    StepResult,
-    apply_machine,
-    down_machine,
-    plan_machine,
-)
 from .probe import MachineState, probe
+from .results import ApplyResult, MachinePlan, Progress, StepResult
+from .runner import apply_machine, plan_machine
 from .steps import Step, plan_steps
 
 __all__ = [
     "ApplyResult", "ChangeSet", "CurrentFile",
-    "FileChange", "FrrDelta", "KeygenError", "MachinePlan", "MachineState",
+    "FileChange", "FrrDelta", "KeygenError", "MachinePlan", "MachineState", "Progress",
     "RemoteKey", "Step", "StepResult", "apply_machine", "compute_changes", "down_machine",
     "enable_daemons", "mask_secrets", "pin_os_lines", "plan_machine", "plan_steps", "probe",
     "remote_keygen",

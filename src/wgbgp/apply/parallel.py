@@ -13,7 +13,9 @@ from typing import TypeVar
 from ..render import RenderedFile
 from ..transport import Executor
 from .changes import mask_output
-from .machine import ApplyResult, MachinePlan, Progress, apply_machine, down_machine, plan_machine
+from .down import down_machine
+from .results import ApplyResult, MachinePlan, Progress
+from .runner import apply_machine, plan_machine
 
 T = TypeVar("T")
 Job = tuple[Executor, Sequence[RenderedFile]]

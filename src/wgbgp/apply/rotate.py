@@ -35,7 +35,8 @@ from ..render import SecretError, render_machine
 from ..transport import Executor
 from .changes import mask_output
 from .keys import KeygenError, remote_keygen
-from .machine import ApplyResult, apply_machine
+from .results import ApplyResult
+from .runner import apply_machine
 from .secrets import read_secrets
 
 Progress = Callable[[str], None]

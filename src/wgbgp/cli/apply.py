@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from ..apply import ApplyResult
 from ..apply.changes import mask_output
-from ..apply.machine import ApplyResult
 from ..apply.parallel import apply_many, down_many, plan_many
 from ..model import Topology, TopologyError
 from ..render import RenderedFile

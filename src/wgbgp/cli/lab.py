@@ -21,8 +21,8 @@ from ..lab.runner import (
 from ..lab.selftest import lab_plans, run_selftest
 from ..lab.spec import LabSpecError
 from ..lab.state import LabExists, teardown
+from ..model import parse
 from ..model.examples import classic_text
-from ..model.load import parse
 from .common import (
     EXIT_BAD_INPUT,
     HELP_MARKUP,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from .load import _Loader
+from .source import Loader
 
 
 class EditError(ValueError):
@@ -24,7 +24,7 @@ def _mapping_value(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | N
 def set_public_key(text: str, section: str, name: str, key: str) -> str:
     """`text` with `<section>.<name>.public_key` set to `key`: the old value's characters
     replaced where they stand, or a `public_key:` line added under the machine."""
-    loader = _Loader(text)
+    loader = Loader(text)
     try:
         root = loader.get_single_node()
     finally:

@@ -45,3 +45,13 @@ class TopologyError(Exception):
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = issues
         super().__init__("\n".join(i.format() for i in issues))
+
+
+def error(loc: Loc, message: str, fix: str = "") -> Issue:
+    """An error at `loc` (file and line are added when the topology is loaded)."""
+    return Issue("error", tuple(loc), message, fix)
+
+
+def warning(loc: Loc, message: str, fix: str = "") -> Issue:
+    """A warning at `loc`."""
+    return Issue("warning", tuple(loc), message, fix)

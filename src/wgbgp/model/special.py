@@ -30,6 +30,7 @@ from ipaddress import (
 )
 
 Prefix = IPv4Network | IPv6Network
+Address = IPv4Address | IPv6Address
 
 # Prefixes shorter than this are refused unless the node sets `allow_short: true`:
 # 128.0.0.0/1 or 2000::/3 is half (an eighth) of the Internet, not something one node owns.
