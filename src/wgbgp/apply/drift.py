@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Any
 
 from .probe import LiveInterface, MachineState
 
@@ -45,7 +46,7 @@ class Drift:
     def line(self) -> str:
         return f"repaired: {self.past}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "subject": self.subject, "drift": self.present,
                 "step": self.step}
 
@@ -86,7 +87,7 @@ def parse_wg_config(text: str) -> WgConfig:
     """
     listen: int | None = None
     peers: dict[str, WgPeer] = {}
-    cur: dict | None = None
+    cur: dict[str, Any] | None = None
 
     def close() -> None:
         if cur is not None and cur.get("key"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .changes import ChangeSet, FrrDelta
 from .drift import Drift
@@ -24,7 +24,7 @@ class StepResult:
     detail: str = ""
     seconds: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "action": self.action, "status": self.status,
                 "detail": self.detail, "seconds": round(self.seconds, 3)}
 
@@ -66,7 +66,7 @@ class MachinePlan:
             out.append("nothing to change")
         return "\n".join(out) + "\n"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "machine": self.machine, "noop": self.noop, "changes": self.changes.to_dict(),
             "steps": [s.to_dict() for s in self.steps], "problems": list(self.problems),
@@ -113,7 +113,7 @@ class ApplyResult:
         return "\n".join([f"{self.machine}: FAILED at step {self.failed_step}: {first}{back}",
                           *(f"    {line}" for line in rest)])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "machine": self.machine, "ok": self.ok, "changed": self.changed,
             "failed_step": self.failed_step, "error": self.error,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import ip_interface
+from typing import Any
 
 from ..programs import install_hint
 from ..render import BIRD_CONF, FRR_CONF
@@ -50,9 +51,9 @@ class Step:
     action: str
     reason: str
     target: str = ""
-    params: dict = field(default_factory=dict, compare=False)
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "action": self.action, "reason": self.reason,
                 "target": self.target}
 

@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from ..apply import ApplyResult
 from ..apply.changes import mask_output
 from ..apply.parallel import apply_many, down_many, plan_many
-from ..model import Topology, TopologyError
+from ..model import Issue, Topology, TopologyError
 from ..render import RenderedFile
 from ..transport import Executor, LocalExecutor, NoRoute, SshOptions, machine_executors
 from .common import (
@@ -69,7 +69,7 @@ def _targets(topology: Path, node: list[str], everyone: bool, local: bool,
     return [(executors[m], rendered[m]) for m in machines]
 
 
-def _read_quietly(topology: Path) -> tuple[Topology, list]:
+def _read_quietly(topology: Path) -> tuple[Topology, list[Issue]]:
     """The topology again, without printing its warnings a second time."""
     from ..apply.lockfile import read_lock
     from ..model import parse

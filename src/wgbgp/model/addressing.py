@@ -172,14 +172,14 @@ def host_numbers(topology: Topology, version: int = 4) -> dict[str, int]:
     return result
 
 
-def _home(topology: Topology, version: int) -> dict:
+def _home(topology: Topology, version: int) -> dict[str, IPv4Address | IPv6Address]:
     """Every machine's address on its home plane in one family: a hub's on its own, a
     node's in the network's overlay. Pinned outside: kept (validation reports it)."""
     numbers = host_numbers(topology, version)
     planes = hub_overlays(topology, version)
     network = topology.network.overlay if version == 4 else overlay6(topology)
     field = "address" if version == 4 else "address6"
-    result = {}
+    result: dict[str, IPv4Address | IPv6Address] = {}
     for name, number in numbers.items():
         machine = topology.hubs.get(name) or topology.nodes[name]
         pinned = getattr(machine, field)
@@ -187,20 +187,21 @@ def _home(topology: Topology, version: int) -> dict:
             result[name] = pinned
             continue
         overlay = planes[name] if name in topology.hubs else network
-        result[name] = ip_address(int(overlay.network_address) + number) if overlay else None
+        assert overlay is not None  # host numbers exist only where the overlay does
+        result[name] = ip_address(int(overlay.network_address) + number)
     return result
 
 
 def allocate(topology: Topology) -> dict[str, IPv4Address]:
     """IPv4 tunnel address of every hub (on its own plane) and node (in network.overlay),
     by name ({} for an IPv6-only overlay)."""
-    return _home(topology, 4)
+    return {n: a for n, a in _home(topology, 4).items() if isinstance(a, IPv4Address)}
 
 
 def allocate6(topology: Topology) -> dict[str, IPv6Address]:
     """IPv6 tunnel address of every hub and node ({} without an IPv6 overlay); same rules
     as `allocate`: pinned `address6` kept, the rest from ::1 upwards, hubs first."""
-    return _home(topology, 6)
+    return {n: a for n, a in _home(topology, 6).items() if isinstance(a, IPv6Address)}
 
 
 def plane_addresses(topology: Topology, version: int = 4

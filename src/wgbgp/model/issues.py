@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Loc = tuple[str | int, ...]
 
@@ -32,7 +32,7 @@ class Issue:
             text += f"\n    fix: {self.fix}"
         return text
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "level": self.level, "file": self.file, "line": self.line,
             "field": self.field, "message": self.message, "fix": self.fix,

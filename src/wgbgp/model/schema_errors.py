@@ -191,7 +191,7 @@ def schema_issues(exc: ValidationError, data: dict[str, Any], lines: LineMap, fi
 
 # Required fields with a bad value are replaced by a neutral valid one, so the rest of
 # the file can still be checked (a whole machine cannot be dropped without false errors).
-_STAND_INS = {
+_STAND_INS: dict[str, Callable[[int], object]] = {
     "asn": lambda n: 4200000000 + n,
     "endpoint": lambda n: "192.0.2.1:51820",
     "name": lambda n: "network",

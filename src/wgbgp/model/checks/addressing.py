@@ -5,7 +5,7 @@ router IDs derived from them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from ..addressing import (
     OverlayFull,
@@ -210,7 +210,7 @@ def _router_ids(t: Topology) -> Iterator[Issue]:
         ids = router_ids(t)
     except OverlayFull:
         return
-    seen: dict = {}
+    seen: dict[IPv4Address, str] = {}
     for name, rid in ids.items():
         if int(rid) == 0:
             yield error(("nodes", name, "address6"), f"{name}'s IPv6 tunnel address ends in "
