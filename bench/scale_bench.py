@@ -34,19 +34,19 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab_bench import rss_kib  # noqa: E402  (the lab benchmark's helpers)
+from lab_bench import rss_kib
 
-from wgbgp.apply.parallel import apply_many  # noqa: E402
-from wgbgp.compile import compile_topology, session_count  # noqa: E402
-from wgbgp.lab import faults  # noqa: E402
-from wgbgp.lab.build import Lab, build_lab, open_lab  # noqa: E402
-from wgbgp.lab.runner import up, wait_converged  # noqa: E402
-from wgbgp.lab.selftest import lab_plans  # noqa: E402
-from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec  # noqa: E402
-from wgbgp.lab.state import teardown  # noqa: E402
-from wgbgp.model import parse  # noqa: E402
-from wgbgp.model.keys import generate_private_key, public_key  # noqa: E402
-from wgbgp.render import render_frr  # noqa: E402
+from wgbgp.apply.parallel import apply_many
+from wgbgp.compile import compile_topology, session_count
+from wgbgp.lab import faults
+from wgbgp.lab.build import Lab, build_lab, open_lab
+from wgbgp.lab.runner import up, wait_converged
+from wgbgp.lab.selftest import lab_plans
+from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec
+from wgbgp.lab.state import teardown
+from wgbgp.model import parse
+from wgbgp.model.keys import generate_private_key, public_key
+from wgbgp.render import render_frr
 
 HERE = Path(__file__).resolve().parent
 HUB_ASN = 64600
@@ -298,7 +298,7 @@ def bench_routeserver(args: argparse.Namespace) -> list[dict]:
     if len(wg_rows) >= 2:
         per = (wg_rows[-1][1] - wg_rows[0][1]) / max(1, wg_rows[-1][0] - wg_rows[0][0])
         print(f"wireguard-go: {per:.0f} KiB per idle peer")
-    return rows + [{"wireguard_go": wg_rows}]
+    return [*rows, {"wireguard_go": wg_rows}]
 
 
 def wait_route_server(x, n: int, timeout: float) -> tuple[int, int, int]:

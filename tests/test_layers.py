@@ -17,7 +17,7 @@ IMPURE_STDLIB = {"subprocess", "socket", "asyncssh", "shutil"}
 def imports(path: Path) -> list[tuple[str, int]]:
     """(absolute module imported, line) for every import in one module, lazy ones too."""
     rel = path.relative_to(PACKAGE.parent).with_suffix("")
-    here = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    here = list(rel.parts[:-1])
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):

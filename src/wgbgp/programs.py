@@ -15,8 +15,8 @@ from typing import Literal
 
 __all__ = [
     "BASE_PACKAGES",
-    "PROGRAMS",
     "OPTIONAL_PACKAGES",
+    "PROGRAMS",
     "SETUP_PACKAGES",
     "Program",
     "install_hint",

@@ -69,7 +69,8 @@ class SshLab:
             x.write_file(f"{SSHD_DIR}/authorized_keys", authorized, 0o600)
             x.write_file(f"{SSHD_DIR}/sshd_config", SSHD_CONFIG, 0o600)
             m.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", f"{SSHD_DIR}/sshd_config"],
-                    stdout=open(tmp / f"sshd-{name}.log", "w"), stderr=-2)
+                    stdout=open(tmp / f"sshd-{name}.log", "w"),  # noqa: SIM115 - sshd writes it
+                    stderr=-2)
             ip = str(lab.plan.mgmt_ip[name])
             self.ip[name] = ip
             known.append(f"{ip} {host_key.export_public_key().decode().strip()}")

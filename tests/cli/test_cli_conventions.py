@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import typer
@@ -22,7 +23,7 @@ from wgbgp.lab.runner import Convergence, Waited
 from wgbgp.lab.selftest import Assertion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apply"))
-from fake import FakeMachine  # noqa: E402
+from fake import FakeMachine
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "wgbgp"
 KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
@@ -373,7 +374,7 @@ def fake_lab(monkeypatch):
 
     class Lab:
         name = "pretend"
-        machines: dict = {}
+        machines: ClassVar[dict[str, object]] = {}
 
     calls: dict = {}
 

@@ -360,7 +360,7 @@ def test_flood_within_its_allowance_trips_max_prefix_on_that_session_only(net: N
             log = net.sh(receiver, f"cat {LOG}")
             assert re.search(rf"%MAXPFXEXCEED: No. of IPv4 Unicast prefix received from "
                              rf"{net.addr['mallory']}\(mallory\) \d+ exceed, limit 11", log)
-            assert not any(p.startswith("100.100.6") or p.startswith("100.100.7")
+            assert not any(p.startswith(("100.100.6", "100.100.7"))
                            for p in net.installed(receiver) - {"100.100.64.0/18"})
         net.honest_ok()
         # alice-bob was never reset.

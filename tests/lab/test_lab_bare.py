@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_apply_all_over_ssh_then_noop(bare_lab) -> None:
     assert command, printed
     argv = shlex.split(command.group(1))
     status = json.loads(wgbgp("lab", "status", "--name", name, "--json").stdout)
-    topology = open(status["topology"]).read()
+    topology = Path(status["topology"]).read_text()
     assert "ssh: root@" in topology and "public_key:" in topology
     first = json.loads(wgbgp(*argv, "--json").stdout)
     assert first["ok"] and all(m["changed"] for m in first["machines"].values())

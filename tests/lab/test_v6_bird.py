@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,7 +65,7 @@ class Net:
         self.lab = open_lab(name)
         self.x = {n: m.executor() for n, m in self.lab.machines.items()}
         path = f"/run/wgbgp/{name}/topology.yaml"
-        self.topology, _ = parse(open(path).read(), path)
+        self.topology, _ = parse(Path(path).read_text(), path)
         self.plans = compile_topology(self.topology)
 
     def run(self, machine: str, *argv: str) -> str:

@@ -66,6 +66,6 @@ def test_arbitrary_text_never_crashes(source):
 
 @given(topology_docs())
 def test_generated_topologies_are_valid(d):
-    topology, warnings = parse(text(d), "gen.yaml")
+    _, warnings = parse(text(d), "gen.yaml")
     assert not [w for w in warnings if w.level == "error"]
     _check(text(d))

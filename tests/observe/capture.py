@@ -18,10 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from obsrig import Rig  # noqa: E402
+from obsrig import Rig
 
-from wgbgp.model.keys import generate_private_key, public_key  # noqa: E402
-from wgbgp.observe.gather import gather  # noqa: E402
+from wgbgp.model.keys import generate_private_key, public_key
+from wgbgp.observe.gather import gather
+from wgbgp.transport import CommandFailed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "doctor"
 
@@ -34,7 +35,7 @@ def bgp_states(rig: Rig) -> list[str]:
             data = json.loads(rig.vtysh(n, "show bgp summary json"))
             states += ["Routes" if p["state"] == "Established" and p.get("pfxRcd") else
                        p["state"] for p in data["ipv4Unicast"]["peers"].values()]
-        except Exception:
+        except (CommandFailed, KeyError, json.JSONDecodeError):  # not up yet
             states.append("down")
     return states
 

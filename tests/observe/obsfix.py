@@ -69,7 +69,7 @@ class ReplayExecutor:
         self.calls: list[list[str]] = []
         self.by_argv = {tuple(COMMANDS[k]): o for k, o in snap.outputs.items() if k in COMMANDS}
 
-    def run(self, argv, *, input=None, check=True, timeout=60):  # noqa: A002
+    def run(self, argv, *, input=None, check=True, timeout=60):
         self.calls.append(list(argv))
         if tuple(argv) in self.overrides:
             return self.overrides[tuple(argv)]

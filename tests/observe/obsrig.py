@@ -11,6 +11,7 @@ Manual use (root):  python tests/observe/obsrig.py up TAG | down TAG | exec TAG 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from wgbgp.model import parse
 from wgbgp.model.examples import classic_text
 from wgbgp.model.keys import generate_private_key, public_key
 from wgbgp.render import render_machine
-from wgbgp.transport import LocalExecutor
+from wgbgp.transport import CommandFailed, LocalExecutor
 
 ENV = {"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 PRIVATE = ("/etc/wireguard", "/etc/frr", "/etc/wgbgp", "/run/frr", "/run/wireguard")
@@ -201,7 +202,7 @@ class Rig:
                 if all(p.get("state") == "Established" and p.get("pfxRcd")
                        for s in states for p in s["ipv4Unicast"]["peers"].values()):
                     return True
-            except (RuntimeError, KeyError, json.JSONDecodeError, Exception):
+            except (CommandFailed, KeyError, json.JSONDecodeError):
                 pass
             time.sleep(0.5)
         return False
@@ -257,10 +258,8 @@ class Rig:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
 
 
 if __name__ == "__main__":

@@ -283,7 +283,7 @@ def test_forwarding_off_on_a_client_routing_a_lan() -> None:
 
 def test_machine_not_reachable() -> None:
     obs, plans = scenario("healthy")
-    broken = {k: "" for k in ("wg", "addresses", "ip_forward")}
+    broken = dict.fromkeys(("wg", "addresses", "ip_forward"), "")
     for key in broken:
         obs = mutate(obs, "friend", key,
                      lambda o: type(o)(o.argv, -1, "", "OSError: ssh: connection refused"))

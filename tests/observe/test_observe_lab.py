@@ -165,7 +165,7 @@ def restore(lab: ClassicLab, remove, machines, timeout: float = 30) -> None:
     try:
         remove()
         healthy_again(lab, timeout)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the repair below follows
         print(f"removing the fault did not heal the network ({exc}); applying on "
               f"{', '.join(machines)}")
         repair(lab, machines)

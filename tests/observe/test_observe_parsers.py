@@ -208,7 +208,7 @@ def test_probe_argv() -> None:
     assert df.packet_size == 1420
     src = ProbeSpec("laptop", "ping", "announced", "100.100.100.2", "friend",
                     source="100.100.100.1")
-    assert ["-I", "100.100.100.1"] == src.argv()[-3:-1]
+    assert src.argv()[-3:-1] == ["-I", "100.100.100.1"]
     tcp = ProbeSpec("laptop", "tcp", "bgp", "10.0.0.2", "friend", port=179)
     assert tcp.argv()[:4] == ["timeout", "3", "bash", "-c"] and tcp.argv()[-2:] == [
         "10.0.0.2", "179"]

@@ -81,7 +81,7 @@ def test_private_key_inlined_replaces_postup():
     (_, body), *_ = wg_quick(f.text)
     assert body["PrivateKey"] == private and "PostUp" not in body
     assert f.mode == 0o600 and f.secret
-    assert [g.text for g in render_machine(p, private)][0] == f.text
+    assert render_machine(p, private)[0].text == f.text
     # Only the WireGuard file holds it.
     assert all(private not in g.text for g in render_machine(p, private)[1:])
 
@@ -154,7 +154,7 @@ def test_wireguard_says_exactly_the_plan(d):
     topology = load(d)
     for plan in compile_topology(topology).values():
         (tunnel,) = plan.tunnels
-        (iface, body), *peers = wg_quick(render_wireguard(plan, tunnel).text)
+        (_, body), *peers = wg_quick(render_wireguard(plan, tunnel).text)
         assert body["Address"] == str(tunnel.address)
         assert body["MTU"] == str(topology.network.mtu)
         assert ("ListenPort" in body) == (plan.role == "hub")

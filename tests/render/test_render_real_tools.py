@@ -283,7 +283,7 @@ def test_wg_check_catches_a_broken_config(key, line, tmp_path, netns, wg_iface):
     conf = tmp_path / "wg-vps.conf"
     conf.write_text(broken)
     conf.chmod(0o600)
-    with pytest.raises(AssertionError, match="wg setconf|wg-quick strip"):
+    with pytest.raises(AssertionError, match=r"wg setconf|wg-quick strip"):
         wg_check(conf, netns, wg_iface, tmp_path)
 
 
@@ -302,7 +302,7 @@ def assert_frr_ok(path: Path) -> None:
 def test_frr_config_accepted_by_vtysh(example, machine, rendered):
     conf = rendered / example.stem / machine / "etc/frr/frr.conf"
     topology, _ = parse(example.read_text())
-    if machine in topology.hubs and topology.network.mode == "mesh" or (
+    if (machine in topology.hubs and topology.network.mode == "mesh") or (
             machine in topology.nodes and topology.nodes[machine].daemon != "frr"):
         # A mesh hub runs no BGP (a route server does); a BIRD node runs no FRR.
         assert not conf.exists()

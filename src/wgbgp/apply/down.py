@@ -154,7 +154,7 @@ def down_machine(
     result = ApplyResult(name, ok=True)
     try:
         manifest_text = executor.read_file(MANIFEST)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure to read it: down cannot start
         return ApplyResult(name, ok=False, failed_step="probe", error=mask_output(str(exc)),
                            seconds=time.monotonic() - t0)
     managed, frr_how = parse_manifest(manifest_text)

@@ -143,7 +143,7 @@ def apply_machine(
         if plan.steps or plan.state.pending:
             try:
                 executor.run(["rm", "-f", PENDING, *runner.cleanup])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - applied all the same: a note, not a failure
                 result.notes.append(f"could not clear {PENDING}: {mask_output(str(exc))}")
         result.ok = True
         ran = {s.name for s in result.steps if s.status == "ok"}
@@ -167,7 +167,7 @@ def _rollback(result: ApplyResult, files_undo: Done | None, done: list[Done],
         report(result.machine, f"undo {sr.name}", "start", "")
         try:
             undo()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - recorded; the other undos still run
             msg = f"undo {sr.name}: {mask_output(str(exc))}"
             errors.append(msg)
             if sr.status == "ok":
@@ -182,5 +182,5 @@ def _rollback(result: ApplyResult, files_undo: Done | None, done: list[Done],
     if not errors:
         try:
             executor.run(["rm", "-f", PENDING])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - rolled back all the same: a note
             result.notes.append(f"could not clear {PENDING}: {mask_output(str(exc))}")

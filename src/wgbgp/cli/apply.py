@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -113,10 +114,9 @@ def apply(
         results = apply_many(jobs, progress=report)
     applied = [n for n, r in results.items() if r.ok]
     if applied:
-        try:
+        # Edited meanwhile: the next command records it.
+        with contextlib.suppress(OSError, TopologyError):
             record_deployed(topology, _read_quietly(topology)[0], applied)
-        except (OSError, TopologyError):
-            pass  # edited meanwhile: the next command records it
     if as_json:
         _emit_results(results)
     else:

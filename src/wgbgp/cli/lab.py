@@ -59,7 +59,7 @@ def lab_up(
     if topology is None:
         topo, _ = parse(classic_text(), "<built-in classic example>")
     else:
-        topo, warnings = read_topology(topology)
+        topo, _ = read_topology(topology)
     lab_name = name or topo.network.name
     try:
         report = up(topo, name=lab_name, timeout=timeout, bare=bare,

@@ -8,6 +8,8 @@ booting again and `wgbgp apply` running on it: the same apply code as `lab up`.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import signal
@@ -41,10 +43,8 @@ def crash(lab: Lab, name: str) -> list[int]:
         x.run(["ip", "link", "set", "dev", iface, "down"], check=False)
     pids = machine.pids()
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
         time.sleep(0.05)
@@ -112,7 +112,7 @@ def parse_ping(text: str, interval: float) -> PingResult:
     counts = ping_counts(text)
     if counts is None:
         raise ValueError(f"not ping output: {text[-300:]!r}")
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     longest = max(gaps, default=0.0) - interval if gaps else 0.0
     return PingResult(interval, *counts, max(0.0, longest))
 

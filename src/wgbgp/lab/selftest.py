@@ -150,7 +150,7 @@ def cgnat_refuses_inbound(lab: Lab, executors: Mapping[str, Executor],
     hub = next(n for n, p in plans.items() if p.role == "hub")
     dump = executors[hub].run(["wg", "show", "all", "endpoints"], check=False).stdout
     mappings = re.findall(r"\s(\d+\.\d+\.\d+\.\d+):(\d+)\s*$", dump, flags=re.M)
-    carriers = sorted({c for c in lab.plan.carrier_of.values()})
+    carriers = sorted(set(lab.plan.carrier_of.values()))
     drops_before = {c: carrier_drops(lab, c) for c in carriers}
     for ip, port in mappings:
         inet.run(["bash", "-c", f"echo stranger > /dev/udp/{ip}/{port}"], check=False)

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -180,10 +180,8 @@ def teardown(lab: str, grace: float = 2.0) -> TeardownReport:
         return report
     if state is not None:
         state.status = "tearing-down"
-        try:
+        with suppress(OSError):
             state.save()
-        except OSError:
-            pass
         netns_paths = [NETNS_DIR / ns for ns in state.namespaces]
         report.killed = kill_namespace_processes([*netns_paths, *map(Path, state.ns_files)],
                                                  grace)

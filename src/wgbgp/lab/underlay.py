@@ -197,7 +197,8 @@ def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
                                   End(cshort, f"s{si}", gw, f"client {client.name}")))
                 address[client.name], gateway[client.name] = sub_ip, gw
         timeout = str(carrier.udp_timeout)
-        nodes.append(Node(cshort, "carrier", (f"default via {INET_GW} dev wan",), _ROUTER + (
+        nodes.append(Node(cshort, "carrier", (f"default via {INET_GW} dev wan",), (
+            *_ROUTER,
             # Both: a flow with replies counts as a "stream" and would get 120 s otherwise.
             ("net.netfilter.nf_conntrack_udp_timeout", timeout),
             ("net.netfilter.nf_conntrack_udp_timeout_stream", timeout)),
@@ -218,7 +219,7 @@ def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
             # management must not become a path between clients that bypasses the CG-NAT.
             bridge += [f"link set m{mi} master br0",
                        f"link set m{mi} type bridge_slave isolated on"]
-        nodes.append(Node("mgmt", "mgmt", (), (("net.ipv4.ip_forward", "0"),) + _ROUTER[1:],
+        nodes.append(Node("mgmt", "mgmt", (), (("net.ipv4.ip_forward", "0"), *_ROUTER[1:]),
                           extra_ip=tuple(bridge)))
     # The Internet needs no routes: each link's peer address is a host route already.
     nodes.insert(0, Node("inet", "internet", (), _ROUTER))

@@ -148,7 +148,7 @@ def host_numbers(topology: Topology, version: int = 4) -> dict[str, int]:
     last = overlay.num_addresses - (2 if version == 4 else 1)
     kept: dict[str, int] = {}
     for name, number in recorded(topology, version).items():
-        if name in pinned or name not in topology.hubs and name not in topology.nodes:
+        if name in pinned or (name not in topology.hubs and name not in topology.nodes):
             continue
         if 1 <= number <= last and number not in taken:
             kept[name] = number

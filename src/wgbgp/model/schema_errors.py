@@ -157,11 +157,11 @@ def _error_loc(err: ErrorDetails, data: Any) -> Loc:
     loc: list[str | int] = []
     parts = err["loc"]
     for i, part in enumerate(parts):
-        if isinstance(data, dict) and part in data:
+        known = part in data if isinstance(data, dict) else (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        if known:
             data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-            data = data[part]
-        elif isinstance(part, str) and part.startswith(("[", "function-")) or i < len(parts) - 1:
+        elif (isinstance(part, str) and part.startswith(("[", "function-"))) or i < len(parts) - 1:
             continue
         loc.append(part)
     return tuple(loc)

@@ -71,14 +71,13 @@ def special_purpose(prefix: Prefix) -> tuple[Prefix, str] | None:
     for block, what in SPECIAL:
         if block.version == prefix.version and block.overlaps(prefix):
             return block, what
-    if isinstance(prefix, IPv6Network):
-        if not any(prefix.subnet_of(u) for u in IPV6_UNICAST):
-            outside = next((u for u in IPV6_UNICAST if prefix.supernet_of(u)), None)
-            if outside is None:
-                return prefix, ("space the IETF has not allocated for unicast (RFC 4291: "
-                                "global unicast is 2000::/3, unique local fc00::/7)")
-            return prefix, ("more than global unicast (RFC 4291: global unicast is 2000::/3, "
-                            "unique local fc00::/7)")
+    if isinstance(prefix, IPv6Network) and not any(prefix.subnet_of(u) for u in IPV6_UNICAST):
+        outside = next((u for u in IPV6_UNICAST if prefix.supernet_of(u)), None)
+        if outside is None:
+            return prefix, ("space the IETF has not allocated for unicast (RFC 4291: "
+                            "global unicast is 2000::/3, unique local fc00::/7)")
+        return prefix, ("more than global unicast (RFC 4291: global unicast is 2000::/3, "
+                        "unique local fc00::/7)")
     return None
 
 

@@ -178,5 +178,5 @@ def capture(executor: Executor, argv: list[str], timeout: float) -> CommandResul
     a failed result (exit -1), so one dead machine never stops a status round."""
     try:
         return executor.run(argv, check=False, timeout=timeout)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a result (see above)
         return CommandResult(tuple(argv), -1, "", f"{type(exc).__name__}: {exc}")

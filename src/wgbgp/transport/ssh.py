@@ -13,6 +13,7 @@ part of a command (apply passes secrets only on stdin or reads them on the machi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import re
@@ -199,10 +200,9 @@ class SSHExecutor:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:  # asyncssh objects belong to the loop's thread
+            # asyncssh objects belong to the loop's thread; an error: already gone.
+            with contextlib.suppress(Exception):
                 _Loop.get().call_soon_threadsafe(conn.abort)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
 
     def close(self) -> None:
         with self._lock:
@@ -211,10 +211,8 @@ class SSHExecutor:
             async def _close() -> None:
                 conn.close()
                 await conn.wait_closed()
-            try:
+            with contextlib.suppress(Exception):  # closing: nothing left to report to
                 _Loop.call(_close(), 10)
-            except Exception:  # noqa: BLE001
-                pass
 
     def __enter__(self) -> SSHExecutor:
         return self

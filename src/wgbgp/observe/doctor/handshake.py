@@ -209,8 +209,8 @@ def no_handshake_cause(ctx: Context, c: str, hub: str, tunnel: Tunnel, peer: WgP
         if cause:
             return cause
     want = next((p.endpoint for p in tunnel.peers if p.name == hub), None)
-    if want and not peer.endpoint or want and peer.endpoint and not same_endpoint(
-            want, peer.endpoint):
+    if (want and not peer.endpoint) or (want and peer.endpoint and not same_endpoint(
+            want, peer.endpoint)):
         return ctx.add(
             Code.WG_ENDPOINT_MISMATCH, c, f"peer {hub} endpoint", "fail",
             f"{c} dials {peer.endpoint or 'no endpoint'} for {hub}, the topology says "
