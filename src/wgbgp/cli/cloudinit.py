@@ -7,7 +7,9 @@ from pathlib import Path
 from ..compile import compile_topology
 from ..model import Topology
 from ..render.cloudinit import CloudInitError, render_cloud_init
-from .common import fail, out, record_deployed
+from .common import err, fail, out, record_deployed
+
+AWS_LIMIT = 16 * 1024
 
 NO_SECRET_FIX = ("make the VPS with user-data from a topology without it, then run "
                  "`wgbgp apply TOPOLOGY --node {hub}` over SSH: apply reads the secret where "
@@ -36,3 +38,7 @@ def print_user_data(topo: Topology, path: Path, hub: str) -> None:
         fail(str(exc), NO_SECRET_FIX.format(hub=hub))
     record_deployed(path, topo, [hub])
     out.file.write(text)
+    size = len(text.encode())
+    if size > AWS_LIMIT:
+        err.print(f"note: this user-data is {size} bytes; AWS EC2 takes at most {AWS_LIMIT} "
+                  "(16 KB, before base64); other providers take more", markup=False)
