@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import adopt, apply, join, keys, lab, observe, rotate, topology
+from . import adopt, apply, bootstrap, join, keys, lab, observe, rotate, topology
 from .common import HELP_MARKUP, JsonErrorsGroup, version
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.add_typer(rotate.app, name="keys")
 app.command()(join.join)
 app.add_typer(join.app, name="node")
 app.command("adopt")(adopt.adopt_command)
+app.command("bootstrap")(bootstrap.bootstrap_command)
 app.command()(apply.plan)
 app.command()(apply.apply)
 app.command()(apply.down)
