@@ -63,7 +63,7 @@ _PROGRAMS: list[Program] = [
     *_all("systemd", "machine", "systemctl", when="the machine runs systemd (else none)"),
     *_all("coreutils", "machine", "base64", "sha256sum", "cat", "cp", "mv", "rm", "mkdir",
           "mktemp", "chmod", "chown", "date", "dirname", "id", "sort", "cut", "tr", "stat",
-          "sleep", "env", "true", "timeout", "ls", "echo", "uname"),
+          "sleep", "env", "true", "timeout", "ls", "echo", "uname", "chroot"),
     # `wgbgp bootstrap` installs with apt and reads dpkg's database (Debian, Ubuntu).
     *_all("apt", "machine", "apt-get", when="bootstrap installs packages"),
     *_all("sed", "machine", "sed"),
@@ -77,6 +77,9 @@ _PROGRAMS: list[Program] = [
     *_all("openssh-client", "lab", "ssh-keygen"),
     *_all("hostname", "tests", "hostname"),
     *_all("dpkg", "machine", "dpkg-query"),
+    *_all("dpkg", "tests", "dpkg-deb"),
+    # The bootstrap test builds a minimal Debian root (cached under /var/cache/wgbgp-test).
+    *_all("debootstrap", "tests", "debootstrap"),
     # `cloud-init schema`: the tests check `render --cloud-init` output with cloud-init's
     # own validator. install.sh keeps it from ever running at boot on the test machine.
     *_all("cloud-init", "tests", "cloud-init"),
