@@ -5,13 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(frr frr-pythontools bird2 wireguard-tools wireguard-go nftables iproute2 iputils-ping procps
-          openssh-server openssh-client python3 python3-venv python3-pip)
+          openssh-server openssh-client python3 python3-venv python3-pip cloud-init
+          debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"
+  # cloud-init is here only for its schema check (tests): if this machine did not have it,
+  # nothing here relies on it, so it must never run at boot and reconfigure the machine
+  # (cloud-init skips every stage while this file exists). Installing starts no service.
+  if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+    mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # No recommends: wireguard-tools would otherwise pull a kernel image and initramfs.

@@ -63,7 +63,9 @@ _PROGRAMS: list[Program] = [
     *_all("systemd", "machine", "systemctl", when="the machine runs systemd (else none)"),
     *_all("coreutils", "machine", "base64", "sha256sum", "cat", "cp", "mv", "rm", "mkdir",
           "mktemp", "chmod", "chown", "date", "dirname", "id", "sort", "cut", "tr", "stat",
-          "sleep", "env", "true", "timeout", "ls", "echo"),
+          "sleep", "env", "true", "timeout", "ls", "echo", "uname", "chroot"),
+    # `wgbgp bootstrap` installs with apt and reads dpkg's database (Debian, Ubuntu).
+    *_all("apt", "machine", "apt-get", when="bootstrap installs packages"),
     *_all("sed", "machine", "sed"),
     *_all("grep", "machine", "grep"),
     *_all("mawk", "machine", "awk"),
@@ -74,7 +76,13 @@ _PROGRAMS: list[Program] = [
     *_all("openssh-server", "lab", "/usr/sbin/sshd"),
     *_all("openssh-client", "lab", "ssh-keygen"),
     *_all("hostname", "tests", "hostname"),
-    *_all("dpkg", "tests", "dpkg-query"),
+    *_all("dpkg", "machine", "dpkg-query"),
+    *_all("dpkg", "tests", "dpkg-deb"),
+    # The bootstrap test builds a minimal Debian root (cached under /var/cache/wgbgp-test).
+    *_all("debootstrap", "tests", "debootstrap"),
+    # `cloud-init schema`: the tests check `render --cloud-init` output with cloud-init's
+    # own validator. install.sh keeps it from ever running at boot on the test machine.
+    *_all("cloud-init", "tests", "cloud-init"),
 ]
 
 PROGRAMS: dict[str, Program] = {p.name: p for p in _PROGRAMS}
@@ -82,7 +90,7 @@ PROGRAMS: dict[str, Program] = {p.name: p for p in _PROGRAMS}
 # Priority "required" on Debian: on every installed system (debootstrap's minbase too), so
 # install.sh need not list them.
 BASE_PACKAGES = frozenset({"coreutils", "util-linux", "mount", "sed", "grep", "mawk", "dash",
-                           "bash", "hostname", "dpkg"})
+                           "bash", "hostname", "dpkg", "apt"})
 
 # Installed by install.sh for the virtualenv itself, not for a program wgbgp runs.
 SETUP_PACKAGES = frozenset({"python3", "python3-venv", "python3-pip"})

@@ -33,16 +33,18 @@ def key_file_for(machine: str, directory: str = KEY_DIR) -> str:
 
 
 def remote_keygen(executor: Executor, machine: str, *, directory: str = KEY_DIR,
-                  rotate: bool = False) -> RemoteKey:
+                  rotate: bool = False, fetch: bool = False) -> RemoteKey:
     """Ensure `<directory>/<machine>.key` exists on the machine (made there with `wg genkey`,
-    umask 077) and return its public key. An existing key is kept unless `rotate`.
+    umask 077) and return its public key. An existing key is kept unless `rotate`;
+    `fetch`: never make one, only read the public key of the key there (KeygenError if
+    there is none yet).
 
     The private key is never printed, never passed in an argv and never leaves the machine.
     """
     key_file = key_file_for(machine, directory)
     pub_file = key_file[:-4] + ".pub"
     res = executor.run(["sh", "-c", KEYGEN, "wgbgp-keygen", key_file, pub_file,
-                        "1" if rotate else "0"], check=False)
+                        "2" if fetch else "1" if rotate else "0"], check=False)
     if not res.ok:
         why = mask_output(res.stderr.strip() or res.stdout.strip()) or f"exit {res.returncode}"
         if "wg: not found" in why or "command not found" in why:

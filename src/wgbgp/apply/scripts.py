@@ -259,6 +259,8 @@ fi
 KEYGEN = PATH_LINE + r"""
 set -eu
 f=$1; pub=$2; rotate=$3
+# rotate=2: fetch only (never make one): the key is made elsewhere, e.g. by cloud-init.
+if [ "$rotate" = 2 ] && [ ! -s "$f" ]; then echo "no key at $f yet" >&2; exit 3; fi
 umask 077
 mkdir -p "$(dirname "$f")"
 created=0

@@ -10,10 +10,12 @@ import typer
 
 from ..apply.keys import KeygenError, remote_keygen
 from ..compile.plan import KEY_DIR
+from ..model import TopologyError, parse
+from ..model.edit import EditError, set_public_key
 from ..model.keys import InvalidKey, generate_private_key, public_key
 from ..model.schema import NAME_RE
 from ..transport import CommandFailed, SshOptions, ssh_executor
-from .common import fail
+from .common import fail, read_topology
 
 
 def write_private_key(path: Path, key: str) -> None:
@@ -33,15 +35,27 @@ def keygen(
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
     identity: Path | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
     netns: Path | None = typer.Option(None, "--ssh-netns", help="Connect from this netns."),
+    fetch: bool = typer.Option(False, "--fetch", help="With --ssh: only read the public key "
+                               "of the key already there (made by cloud-init); never make one."),
+    into: Path | None = typer.Option(None, "--into", metavar="TOPOLOGY", help="Also write "
+                                     "the public key as NODE's public_key in TOPOLOGY."),
 ) -> None:
     """Make a WireGuard key pair for NODE; keep the private key (0600), print the public key."""
     if not NAME_RE.match(node):
         # The name becomes a file name: no '/', '..' or other surprises.
         fail(f"{node!r} is not a machine name", "use its name in the topology: lowercase "
              "letters, digits and '-', starting with a letter")
+    if fetch and (ssh is None or force):
+        fail("--fetch reads the key on a machine reached by --ssh, and never replaces it",
+             "pass --ssh [user@]host, without --force")
+    if into is not None:
+        _check_into(into, node)
     if ssh is not None:
-        typer.echo(_remote_keygen(node, ssh, str(directory), force,
-                                  SshOptions(known_hosts, identity, netns)))
+        pub = _remote_keygen(node, ssh, str(directory), force,
+                             SshOptions(known_hosts, identity, netns), fetch=fetch)
+        typer.echo(pub)
+        if into is not None:
+            _write_into(into, node, pub)
         return
     key_path = directory / f"{node}.key"
     if key_path.exists() and not force:
@@ -57,21 +71,49 @@ def keygen(
     except OSError as exc:
         fail(f"cannot write {key_path}: {exc.strerror}", "run as root or pass --dir")
     typer.echo(pub)
+    if into is not None:
+        _write_into(into, node, pub)
+        return
     print(f"private key kept in {key_path} (0600); paste the public key above into the "
           f"topology as {node}'s public_key", file=sys.stderr)
 
 
+def _check_into(topology: Path, node: str) -> None:
+    """Before any key is made: TOPOLOGY is readable and has NODE."""
+    topo, _ = read_topology(topology)
+    if node not in topo.hubs and node not in topo.nodes:
+        fail(f"{node} is not a machine of {topology}",
+             f"machines: {', '.join([*topo.hubs, *topo.nodes])}")
+
+
+def _write_into(topology: Path, node: str, key: str) -> None:
+    """NODE's public_key line in TOPOLOGY set to `key`, every other byte kept."""
+    topo, _ = read_topology(topology)
+    section = "hubs" if node in topo.hubs else "nodes"
+    try:
+        text = set_public_key(topology.read_text(encoding="utf-8"), section, node, key)
+        parse(text, str(topology))
+        tmp = topology.with_name(topology.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, topology)
+    except (EditError, TopologyError, OSError) as exc:
+        fail(f"cannot write {node}'s public key into {topology}: {exc}",
+             f"paste it by hand as {section}.{node}.public_key")
+    print(f"{section}.{node}.public_key in {topology} set to it", file=sys.stderr)
+
+
 def _remote_keygen(node: str, target: str, directory: str, force: bool,
-                   options: SshOptions) -> str:
+                   options: SshOptions, fetch: bool = False) -> str:
     """The key pair is made on the remote machine (umask 077); its private key stays there."""
     try:
         x = ssh_executor(node, target, options)
     except ValueError as exc:
         fail(str(exc), "write the target as [user@]host[:port]")
     try:
-        key = remote_keygen(x, node, directory=directory, rotate=force)
+        key = remote_keygen(x, node, directory=directory, rotate=force, fetch=fetch)
     except (KeygenError, CommandFailed) as exc:
-        fail(str(exc))
+        fail(str(exc), "a hub made by cloud-init has its key once first boot is done (its "
+             "console shows `wgbgp: hub ... public key`); try again then" if fetch else "")
     finally:
         x.close()
     state = "made" if key.created else "kept (it existed; --force replaces it)"

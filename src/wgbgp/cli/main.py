@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import apply, keys, lab, observe, rotate, topology
+from . import adopt, apply, bootstrap, join, keys, lab, observe, rotate, topology
 from .common import HELP_MARKUP, JsonErrorsGroup, version
 
 app = typer.Typer(
@@ -39,6 +39,10 @@ app.command()(topology.render)
 app.command()(keys.keygen)
 app.command()(keys.pubkey)
 app.add_typer(rotate.app, name="keys")
+app.command()(join.join)
+app.add_typer(join.app, name="node")
+app.command("adopt")(adopt.adopt_command)
+app.command("bootstrap")(bootstrap.bootstrap_command)
 app.command()(apply.plan)
 app.command()(apply.apply)
 app.command()(apply.down)

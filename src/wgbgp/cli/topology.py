@@ -176,10 +176,19 @@ def render(
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Write DIR/MACHINE/etc/..."),
     keys: Path | None = typer.Option(
         None, "--keys", help="Inline private keys from DIR/MACHINE.key."),
+    cloud_init: str | None = typer.Option(
+        None, "--cloud-init", metavar="HUB", help="Print cloud-init user-data that makes a "
+        "fresh VPS this hub at first boot (its key made there)."),
 ) -> None:
     """Render each machine's wg-quick, FRR, sysctl and (hubs) nftables configs."""
     topo, warnings = read_topology(topology)
     print_issues(warnings)
+    if cloud_init is not None:
+        if node or out_dir or keys:
+            fail("--cloud-init prints one hub's user-data", "leave out --node, --out and --keys")
+        from .cloudinit import print_user_data
+        print_user_data(topo, topology, cloud_init)
+        return
     known = [*topo.hubs, *topo.nodes]
     unknown = [n for n in node if n not in known]
     if unknown:
