@@ -139,5 +139,5 @@ def test_bootstrap_a_bare_debian_over_ssh(daemons_required, unique_name, tmp_pat
 def bare_ok(x) -> bool:
     try:
         return x.run(["true"], check=False, timeout=5).ok
-    except Exception:  # not listening yet
+    except Exception:  # noqa: BLE001 - not listening yet: any transport error means "not yet"
         return False

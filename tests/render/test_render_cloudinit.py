@@ -127,10 +127,10 @@ def test_first_boot_key_then_fetch(tmp_path):
         remote_keygen(x, "vps", directory=str(keys), fetch=True)
     assert not keys.exists()  # fetch never makes one
     script = command[2].replace("/etc/wgbgp/keys", str(keys))
-    subprocess.run(command[:2] + [script], check=True, timeout=30)
+    subprocess.run([*command[:2], script], check=True, timeout=30)
     private = (keys / "vps.key").read_text()
     assert (keys / "vps.key").stat().st_mode & 0o077 == 0
     fetched = remote_keygen(x, "vps", directory=str(keys), fetch=True)
     assert fetched.public_key == public_key(private) and not fetched.created
-    subprocess.run(command[:2] + [script], check=True, timeout=30)  # a rerun keeps it
+    subprocess.run([*command[:2], script], check=True, timeout=30)  # a rerun keeps it
     assert (keys / "vps.key").read_text() == private

@@ -87,7 +87,7 @@ def _subtree_end(node: yaml.Node) -> int:
 def add_machine(text: str, section: str, name: str, fields: dict[str, object]) -> str:
     """`text` with a new machine `name` under `section` (after the last one there), its
     `fields` one per line in the style of the file; every other byte unchanged."""
-    loader = _Loader(text)
+    loader = Loader(text)
     try:
         root = loader.get_single_node()
     finally:
