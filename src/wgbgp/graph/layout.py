@@ -74,7 +74,8 @@ def _circle(graph: Graph) -> Layout:
     r_hub = 0.0 if len(hubs) < 2 else hub_span / (2 * math.sin(math.pi / len(hubs)))
     boxes: dict[str, Box] = {}
     for i, h in enumerate(hubs):
-        a = math.pi / 2 - 2 * math.pi * i / max(len(hubs), 1)
+        # From the left, so two hubs sit side by side, clear of the nodes above and below.
+        a = math.pi - 2 * math.pi * i / max(len(hubs), 1)
         w, hh = sizes[h.name]
         boxes[h.name] = Box(r_hub * math.cos(a), r_hub * math.sin(a), w, hh)
     if nodes:

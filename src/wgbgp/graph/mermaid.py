@@ -33,6 +33,8 @@ def to_mermaid(graph: Graph) -> str:
     for i, e in enumerate(graph.edges):
         words = {"tunnel": "wg-" + (e.plane or ""), "session": "BGP " + "/".join(e.afis),
                  "underlay": ""}[e.kind]
+        if e.kind == "session" and len(graph.planes) > 1:
+            words += f" on {e.plane}"
         if e.with_session:
             words += " + BGP"
         if e.state:
