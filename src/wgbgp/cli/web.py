@@ -37,9 +37,13 @@ def _serve(source: object, listen: str, token_file: Path | None, interval: float
 
     assert isinstance(source, Source)
     try:
-        host, port = parse_listen(listen)
-    except ValueError as exc:
-        fail(str(exc).replace("9586", "8586"))
+        host, port = parse_listen(listen.replace(":0", ":65535") if listen.endswith(":0")
+                                  else listen)
+    except ValueError:
+        fail(f"--listen {listen!r} is not ADDRESS:PORT", f"e.g. {DEFAULT_LISTEN}, or "
+             "127.0.0.1:0 for any free port")
+    if listen.endswith(":0"):
+        port = 0
     token = _token(token_file)
 
     def announce(url: str) -> None:

@@ -28,6 +28,14 @@ def _id(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+QUOTED = ('"', "<")
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    """`k="v", ...`: every value quoted (an HTML label <...> as it is)."""
+    return ", ".join(f"{k}={v if v[:1] in QUOTED else _id(v)}" for k, v in attrs.items())
+
+
 def _label(v: Vertex) -> str:
     rows = [f"<B>{escape(v.name)}</B>", *(escape(line) for line in v.lines),
             *(f'<FONT COLOR="{STATE_COLOURS["down"]}">{escape(p)}</FONT>' for p in v.problems)]
@@ -48,7 +56,7 @@ def _vertex(v: Vertex, graph: Graph, lay: Layout | None) -> str:
     if lay is not None:
         b = lay.boxes[v.name]
         attrs["pos"] = f'"{b.x:.1f},{b.y:.1f}!"'
-    return f"  {_id(v.name)} [" + ", ".join(f"{k}={val}" for k, val in attrs.items()) + "];"
+    return f"  {_id(v.name)} [{_attrs(attrs)}];"
 
 
 def _edge_style(e: Edge, graph: Graph) -> dict[str, str]:
@@ -100,8 +108,7 @@ def _edges(graph: Graph, lay: Layout | None) -> list[str]:
         a, b = e.a, e.b
         if lay is not None and e.kind == "tunnel" and (e.a, e.b) in lay.feeds:
             b = lay.feeds[(e.a, e.b)]  # hub mode: the spoke ends at its row's junction
-        lines.append(f"  {_id(a)} -- {_id(b)} [" +
-                     ", ".join(f"{k}={v}" for k, v in attrs.items()) + "];")
+        lines.append(f"  {_id(a)} -- {_id(b)} [{_attrs(attrs)}];")
     return lines
 
 
