@@ -72,7 +72,7 @@ function routes(m) {
 }
 
 function finding(c) {
-  return el("div", {class: `finding ${c.verdict}`, "data-finding": c.code, "data-machine": c.machine},
+  return el("div", {class: `finding v-${c.verdict}`, "data-finding": c.code, "data-machine": c.machine},
     el("b", {}, `${c.verdict.toUpperCase()} ${c.code}`), ` on ${c.machine}: ${c.message}`,
     ...(c.fix ? [el("div", {class: "fix"}, `fix: ${c.fix}`)] : []));
 }
