@@ -97,6 +97,11 @@ def graph(
                  "`wgbgp status --json > FILE`")
         except StatusFileError as exc:
             fail(str(exc))
+        unknown = sorted(set(statuses) - set(picture.machines()))
+        if unknown or not set(statuses) & set(picture.machines()):
+            err.print(f"warning: {status} has status of {', '.join(sorted(statuses))}; the "
+                      f"topology's machines are {', '.join(picture.machines())}"
+                      + (f" ({', '.join(unknown)} ignored)" if unknown else ""), markup=False)
         picture = with_status(picture, statuses)
     elif live:
         picture = with_status(picture, _live_statuses(topology))

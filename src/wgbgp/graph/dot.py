@@ -119,9 +119,14 @@ def _legend(graph: Graph, lay: Layout | None) -> str:
             rows.append(f'<TR><TD><FONT COLOR="{graph.plane_colour(p)}">━━</FONT></TD>'
                         f"<TD ALIGN=\"LEFT\">{escape(p)}'s plane (wg-{escape(p)})</TD></TR>")
     if graph.live:
-        for state in ("up", "via-hub", "direct", "down", "unknown"):
+        words = {"up": "up" + (" (a session: through a hub)" if graph.mode == "mesh" else ""),
+                 "direct": "up, direct (no hub in the path)", "down": "down",
+                 "unknown": "no status"}
+        for state, text in words.items():
+            if state == "direct" and graph.mode != "mesh":
+                continue
             rows.append(f'<TR><TD><FONT COLOR="{STATE_COLOURS[state]}">━━</FONT></TD>'
-                        f'<TD ALIGN="LEFT">{STATE_WORDS[state]}</TD></TR>')
+                        f'<TD ALIGN="LEFT">{escape(text)}</TD></TR>')
     rows.append('<TR><TD>━━</TD><TD ALIGN="LEFT">WireGuard tunnel'
                 + (" + BGP session" if graph.mode == "hub" else "") + "</TD></TR>")
     if graph.mode == "mesh":
