@@ -225,5 +225,26 @@ def test_bad_format_and_out(tmp_path: Path) -> None:
     assert not (tmp_path / "missing-dir").exists()
 
 
+@needs_dot
+def test_a_lab_graph_has_its_underlay() -> None:
+    """Carriers with their public address, home routers, the Internet; laid out by dot."""
+    from wgbgp.graph import Underlay, with_underlay
+    from wgbgp.web.draw import draw
+
+    topo, _ = parse((ROOT / "examples" / "classic.yaml").read_text(), "classic.yaml")
+    g = with_underlay(topology_graph(topo), Underlay(
+        ("vps",), (("laptop", "cgnat", False), ("friend", "cgnat", True)),
+        (("cgnat", "198.51.100.1"),)))
+    links = {(e.a, e.b) for e in g.edges if e.kind == "underlay"}
+    assert links == {("carrier-cgnat", "internet"), ("vps", "internet"),
+                     ("laptop", "carrier-cgnat"), ("home-friend", "carrier-cgnat"),
+                     ("friend", "home-friend")}
+    assert g.vertex("carrier-cgnat").lines == ("CG-NAT", "198.51.100.1")
+    assert engine_args(g) == ["-Kdot"]
+    texts = svg_texts(draw(g, "svg"))
+    assert {"vps", "laptop", "friend", "carrier-cgnat", "home-friend", "internet",
+            "home NAT"} <= texts
+
+
 def test_empty_plans_build() -> None:
     assert build_graph({}, "mesh").vertices == ()

@@ -1,4 +1,5 @@
-"""The live page in a real browser (Debian's headless Chromium) against a running lab.
+"""The live page in a real browser (Debian's headless Chromium) against a running lab,
+and `wgbgp lab graph` of that lab.
 
 The classic example with a BGP password (so there is a secret to leak), `wgbgp lab web`
 started as a user would, and Chromium driven by selenium through chromium-driver:
@@ -128,33 +129,53 @@ def browser(served: Served) -> Iterator[object]:
         driver.quit()
 
 
+# The page redraws every second: read it in one script run, never element by element (an
+# element found a moment ago may have been replaced since).
 def page_sessions(driver: object) -> dict[str, str]:
     """'machine|peer' -> BGP state, as the page shows it now."""
-    rows = driver.find_elements("css selector", "[data-session]")  # type: ignore[attr-defined]
-    return {r.get_attribute("data-session"): r.get_attribute("data-state") for r in rows}
+    return driver.execute_script(  # type: ignore[attr-defined, no-any-return]
+        "const o = {}; for (const r of document.querySelectorAll('[data-session]'))"
+        " o[r.dataset.session] = r.dataset.state; return o;")
+
+
+def page_machines(driver: object) -> set[str]:
+    return set(driver.execute_script(  # type: ignore[attr-defined]
+        "return [...document.querySelectorAll('.machine[data-machine]')]"
+        ".map(e => e.dataset.machine);"))
+
+
+def page_text(driver: object, selector: str) -> str:
+    return driver.execute_script(  # type: ignore[attr-defined, no-any-return]
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+        selector)
+
+
+def health_down(driver: object) -> str:
+    return driver.execute_script(  # type: ignore[attr-defined, no-any-return]
+        "return document.getElementById('health').dataset.down || '';")
 
 
 def graph_edge_colour(driver: object, edge_id: str) -> str | None:
     """The stroke colour of an edge of the inline graph, by its Graphviz id."""
-    found = driver.find_elements("css selector",  # type: ignore[attr-defined]
-                                 f'#graph g[id="{edge_id}"] path')
-    return found[0].get_attribute("stroke") if found else None
+    return driver.execute_script(  # type: ignore[attr-defined, no-any-return]
+        "const p = document.querySelector(`#graph g[id=\"${arguments[0]}\"] path`);"
+        " return p ? p.getAttribute('stroke') : null;", edge_id)
 
 
 def test_the_page_shows_every_machine_and_session(served: Served, browser: object) -> None:
-    wait_until("every machine's card", lambda: {
-        e.get_attribute("data-machine") for e in browser.find_elements(  # type: ignore[attr-defined]
-            "css selector", ".machine[data-machine]")} == {"vps", "laptop", "friend"},
-        timeout=20)
+    wait_until("every machine's card", lambda: page_machines(browser) == {
+        "vps", "laptop", "friend"}, timeout=20, detail=lambda: page_machines(browser))
     wait_until("both ends of the laptop-friend session Established on the page",
                lambda: page_sessions(browser) == {"laptop|friend": "Established",
                                                   "friend|laptop": "Established"},
                timeout=20, detail=lambda: page_sessions(browser))
-    svg_text = browser.find_element("css selector", "#graph svg").text  # type: ignore[attr-defined]
+    svg_text = page_text(browser, "#graph svg")
     for machine in ("vps", "laptop", "friend", "carrier-cgnat", "internet"):
         assert machine in svg_text
-    assert graph_edge_colour(browser, "session-friend-laptop-vps") == "#2e7d32"
-    assert browser.find_element("id", "health").text == "healthy"  # type: ignore[attr-defined]
+    wait_until("the graph's session edge green", lambda: graph_edge_colour(
+        browser, "session-friend-laptop-vps") == "#2e7d32", timeout=10)
+    wait_until("the page saying healthy", lambda: page_text(browser, "#health") == "healthy",
+               timeout=20, detail=lambda: page_text(browser, "#findings"))
 
 
 def test_a_fault_shows_without_reload_within_10_s(served: Served, browser: object) -> None:
@@ -170,8 +191,7 @@ def test_a_fault_shows_without_reload_within_10_s(served: Served, browser: objec
         injected = time.monotonic()
         wait_until("the page showing laptop's session to friend down",
                    lambda: page_sessions(browser).get("laptop|friend") not in (
-                       None, "Established") and browser.find_element(  # type: ignore[attr-defined]
-                       "id", "health").get_attribute("data-down") != "0",
+                       None, "Established") and health_down(browser) not in ("", "0"),
                    timeout=10, interval=0.2, detail=lambda: page_sessions(browser))
         took = time.monotonic() - injected
         wait_until("the graph's session edge red", lambda: graph_edge_colour(
@@ -192,8 +212,8 @@ def test_a_fault_shows_without_reload_within_10_s(served: Served, browser: objec
 
 def test_no_request_leaves_loopback(served: Served, browser: object) -> None:
     browser.get(served.url)  # type: ignore[attr-defined]
-    wait_until("a few polls", lambda: int(browser.find_element(  # type: ignore[attr-defined]
-        "tag name", "body").get_attribute("data-version") or 0) > 0, timeout=20)
+    wait_until("a few polls", lambda: int(browser.execute_script(  # type: ignore[attr-defined]
+        "return document.body.dataset.version || 0")) > 1, timeout=20)
     urls = set()
     for entry in browser.get_log("performance"):  # type: ignore[attr-defined]
         message = json.loads(entry["message"])["message"]
@@ -225,3 +245,29 @@ def test_no_secret_in_any_response(served: Served) -> None:
     # The JSON routes are the CLI's schemas.
     assert json.loads(served.get("/api/doctor")[2])["schema"] == "wgbgp.doctor/1"
     assert json.loads(served.get("/api/status/laptop")[2])["schema"] == "wgbgp.status/1"
+
+
+def test_lab_graph_draws_the_underlay(served: Served, tmp_path: Path) -> None:
+    """`wgbgp lab graph`: every machine, the carrier's CG-NAT and the Internet, tunnels and
+    the session coloured by their state now (home NATs: tests/graph, with_underlay)."""
+    import xml.etree.ElementTree as ET
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    base = [sys.executable, "-m", "wgbgp", "lab", "graph", "--name", served.lab.name]
+    res = subprocess.run([*base, "--out", str(tmp_path / "lab.svg")], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    root = ET.parse(tmp_path / "lab.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = {"".join(t.itertext()).strip() for t in root.iter(f"{ns}text")}
+    assert {"vps", "laptop", "friend", "carrier-cgnat", "internet", "CG-NAT"} <= texts
+    edges = {g.get("id"): g for g in root.iter(f"{ns}g") if g.get("class") == "edge"}
+    colour = {i: next(p.get("stroke") for p in g.iter(f"{ns}path")) for i, g in edges.items()}
+    assert colour["session-friend-laptop-vps"] == "#2e7d32"
+    assert colour["tunnel-friend-vps-vps"] == colour["tunnel-laptop-vps-vps"] == "#2e7d32"
+    dot = subprocess.run([*base, "--format", "dot", "--no-live"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert dot.returncode == 0, dot.stderr
+    drawn = subprocess.run(["dot", "-Tsvg"], input=dot.stdout, capture_output=True, text=True)
+    assert drawn.returncode == 0, drawn.stderr
+    assert "carrier-cgnat" in dot.stdout and "#2e7d32" not in dot.stdout  # no state asked

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import threading
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
@@ -31,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .collect import Reading, Source, read
-from .draw import DrawError, draw
+from .collect import Source
+from .watch import Latest, Watcher
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -66,78 +63,6 @@ def check_listen(host: str, token: str | None) -> None:
             "on 127.0.0.1")
 
 
-@dataclass
-class Latest:
-    """The newest reading, its SVG and a version the page polls for."""
-
-    reading: Reading | None = None
-    svg: bytes = b""
-    version: int = 0
-    error: str = ""
-
-
-class Watcher:
-    """Reads the machines again and again in a thread; the page serves the latest.
-
-    Status and the graph every `interval` seconds; doctor (which probes) on every
-    `doctor_every`-th reading, its last report kept in between.
-    """
-
-    def __init__(self, source: Source, interval: float = 1.0, doctor_every: int = 3) -> None:
-        self.source = source
-        self.interval = interval
-        self.doctor_every = doctor_every
-        self.latest = Latest()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-
-    def once(self, with_doctor: bool = True) -> None:
-        """Take one reading and publish it."""
-        reading = read(self.source, with_doctor=with_doctor)
-        if reading.doctor is None and self.latest.reading is not None:
-            reading = Reading(reading.taken_at, reading.statuses,
-                              self.latest.reading.doctor, reading.graph, reading.seconds,
-                              reading.errors)
-        try:
-            svg, error = draw(reading.graph, "svg"), ""
-        except DrawError as exc:
-            svg, error = self.latest.svg, str(exc)
-        with self._lock:
-            self.latest = Latest(reading, svg, self.latest.version + 1, error)
-        self._ready.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="wgbgp-web-watcher",
-                                        daemon=True)
-        self._thread.start()
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.once(with_doctor=n % self.doctor_every == 0)
-            except Exception as exc:  # keep serving the last reading; say why it is old
-                with self._lock:
-                    self.latest.error = f"reading failed: {type(exc).__name__}: {exc}"
-            n += 1
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-
-    def get(self) -> Latest:
-        with self._lock:
-            return self.latest
-
-
 def state_json(latest: Latest, source: Source) -> dict[str, Any]:
     """What the page polls: the reading in the status/doctor schemas, plus its version."""
     r = latest.reading
@@ -150,6 +75,8 @@ def state_json(latest: Latest, source: Source) -> dict[str, Any]:
         "machines_expected": [v.name for v in graph.vertices if v.kind in ("hub", "node")],
         "taken_at": r.taken_at if r else None,
         "seconds": round(r.seconds, 2) if r else None,
+        "doctor_seconds": (round(r.doctor_seconds, 2) if r and r.doctor_seconds is not None
+                           else None),
         "machines": r.statuses if r else {},
         "doctor": r.doctor if r else None,
         "sessions": [{"a": e.a, "b": e.b, "kind": e.kind, "plane": e.plane,

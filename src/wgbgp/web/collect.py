@@ -41,14 +41,15 @@ class Source:
 
 @dataclass(frozen=True)
 class Reading:
-    """One reading of every machine: JSON in the `status --json` and `doctor --json`
-    schemas, and the graph coloured by it."""
+    """The latest of everything: JSON in the `status --json` and `doctor --json` schemas,
+    and the graph coloured by the statuses."""
 
     taken_at: float
     statuses: dict[str, dict[str, Any]]
     doctor: dict[str, Any] | None
     graph: Graph
-    seconds: float = 0.0  # how long the reading took
+    seconds: float = 0.0  # how long reading the statuses took
+    doctor_seconds: float | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -61,17 +62,17 @@ def statuses(source: Source) -> dict[str, dict[str, Any]]:
         return {n: f.result().to_json(names) for n, f in futures.items()}
 
 
+def doctor(source: Source) -> dict[str, Any]:
+    """Doctor's report over every machine (`doctor --json`), probes as the source says."""
+    return diagnose(gather(dict(source.executors), source.plans, probe=source.probe),
+                    source.plans).to_json()
+
+
 def read(source: Source, *, with_doctor: bool = True) -> Reading:
     """Status of every machine, doctor's report over all of them, the live graph."""
     t0 = time.monotonic()
     status = statuses(source)
-    report = None
-    errors: dict[str, str] = {}
-    if with_doctor:
-        try:
-            report = diagnose(gather(dict(source.executors), source.plans,
-                                     probe=source.probe), source.plans).to_json()
-        except Exception as exc:  # the page shows why; the status still shows
-            errors["doctor"] = f"{type(exc).__name__}: {exc}"
-    graph = with_status(source.graph(), status)
-    return Reading(time.time(), status, report, graph, time.monotonic() - t0, errors)
+    seconds = time.monotonic() - t0
+    report = doctor(source) if with_doctor else None
+    return Reading(time.time(), status, report, with_status(source.graph(), status), seconds,
+                   time.monotonic() - t0 - seconds if with_doctor else None)

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import uvicorn
 
-from .app import Watcher, check_listen, create_app
+from .app import check_listen, create_app
 from .collect import Source
+from .watch import Watcher
 
 DEFAULT_LISTEN = "127.0.0.1:8586"
 
