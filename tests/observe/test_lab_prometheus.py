@@ -75,7 +75,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Pro
     proc = None
     log = open(base / "prometheus.log", "w")
     try:
-        report = up(topo, name=name, timeout=90)
+        report = up(topo, name=name, timeout=180)  # 5 s at idle, 55 s seen under load
         lab = open_lab(name)
         assert lab is not None
         plans = compile_topology(parse(report.topology_path.read_text(), "lab.yaml")[0])

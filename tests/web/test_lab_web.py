@@ -79,7 +79,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     topo, _ = parse(text, str(base / "classic.yaml"))
     proc = None
     try:
-        up(topo, name=name, timeout=90, secrets_base=base)
+        # Under load (other labs on 2 cores) convergence has taken 55 s here, at idle 5 s.
+        up(topo, name=name, timeout=180, secrets_base=base)
         lab = open_lab(name)
         assert lab is not None
         proc = subprocess.Popen(
