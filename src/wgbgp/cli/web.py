@@ -30,21 +30,31 @@ def _token(token_file: Path | None) -> str | None:
     return os.environ.get("WGBGP_WEB_TOKEN") or None
 
 
-def _serve(source: object, listen: str, token_file: Path | None, interval: float) -> None:
-    from ..web.app import ListenError
+def _listen(listen: str, token_file: Path | None) -> tuple[str, int, str | None]:
+    """(host, port, token) from the options, refusing a bad or unsafe address first."""
+    from ..web.app import ListenError, check_listen
+
+    any_port = listen.endswith(":0")
+    try:
+        host, port = parse_listen(listen[:-2] + ":1" if any_port else listen)
+    except ValueError:
+        fail(f"--listen {listen!r} is not ADDRESS:PORT", f"e.g. {DEFAULT_LISTEN}, or "
+             "127.0.0.1:0 for any free port")
+    token = _token(token_file)
+    try:
+        check_listen(host, token)
+    except ListenError as exc:
+        fail(str(exc), "e.g. WGBGP_WEB_TOKEN=$(openssl rand -hex 16) wgbgp web ... "
+             f"--listen {listen}")
+    return host, 0 if any_port else port, token
+
+
+def _serve(source: object, where: tuple[str, int, str | None], interval: float) -> None:
     from ..web.collect import Source
     from ..web.serve import serve
 
     assert isinstance(source, Source)
-    try:
-        host, port = parse_listen(listen.replace(":0", ":65535") if listen.endswith(":0")
-                                  else listen)
-    except ValueError:
-        fail(f"--listen {listen!r} is not ADDRESS:PORT", f"e.g. {DEFAULT_LISTEN}, or "
-             "127.0.0.1:0 for any free port")
-    if listen.endswith(":0"):
-        port = 0
-    token = _token(token_file)
+    host, port, token = where
 
     def announce(url: str) -> None:
         # The first line of output, so scripts and browsers can find the page.
@@ -55,10 +65,9 @@ def _serve(source: object, listen: str, token_file: Path | None, interval: float
 
     try:
         serve(source, host, port, token=token, announce=announce, interval=interval)
-    except ListenError as exc:
-        fail(str(exc))
     except OSError as exc:
-        fail(f"cannot listen on {listen}: {exc.strerror}", "pick another --listen address")
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}",
+             "pick another --listen address")
     except KeyboardInterrupt:
         return
 
@@ -83,6 +92,7 @@ def web(
     from ..web.collect import Source
     from .observe import _ssh_executors
 
+    where = _listen(listen, token_file)
     topo, _ = read_topology(topology)
     plans = compile_topology(topo)
     executors: dict[str, Executor] = {}
@@ -94,7 +104,7 @@ def web(
         fail("no machine of the topology can be read from here",
              "run it on one of the machines, or give machines `ssh:` targets")
     _serve(Source(topo.network.name, executors, plans, topo.network.mode, probe=probe),
-           listen, token_file, interval)
+           where, interval)
 
 
 def lab_web(
@@ -109,10 +119,11 @@ def lab_web(
     from ..lab.runner import LabError, require_lab
     from ..web.labsource import lab_source
 
+    where = _listen(listen, token_file)
     if os.geteuid() != 0:
         fail("the lab needs root (its machines are namespaces)", "run it as root")
     try:
         source = lab_source(require_lab(name))
     except (LabError, OSError) as exc:
         fail(str(exc))
-    _serve(source, listen, token_file, interval)
+    _serve(source, where, interval)

@@ -116,7 +116,8 @@ def create_app(watcher: Watcher, token: str | None = None) -> Starlette:
         machine = request.path_params["machine"]
         if r is None or machine not in r.statuses:
             return JSONResponse({"error": f"no status of {machine!r}",
-                                 "fix": f"machines: {', '.join(sorted(source.executors))}"},
+                                 "fix": "machines read: "
+                                        + ", ".join(sorted(r.statuses if r else ()))},
                                 status_code=404)
         return JSONResponse(r.statuses[machine])
 

@@ -32,15 +32,15 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(source: Source, host: str, port: int, *, token: str | None,
-          announce: Callable[[str], None], interval: float = 1.0,
-          ready_timeout: float = 60.0) -> None:
-    """Bind, announce the URL, read the machines once, then serve until interrupted."""
-    check_listen(host, token)
+          announce: Callable[[str], None], interval: float = 1.0) -> None:
+    """Bind, announce the URL, start reading the machines, and serve until interrupted.
+
+    The page answers at once; until the first reading is in it says it is waiting."""
+    check_listen(host, token)  # the CLI checked already; a library caller may not have
     sock = bind(host, port)
     watcher = Watcher(source, interval=interval)
     announce(url_of(sock))
     watcher.start()
-    watcher.wait_ready(ready_timeout)
     config = uvicorn.Config(create_app(watcher, token), log_level="warning",
                             access_log=False, lifespan="off")
     try:
