@@ -8,9 +8,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "wgbgp"
 # Left to right; a layer may import its own package and any layer with a lower rank.
-RANK = {"programs": 0, "words": 0, "model": 1, "compile": 2, "render": 3, "transport": 4,
-        "apply": 5, "observe": 6, "lab": 7, "cli": 8, "__main__": 9}
-PURE = {"model", "compile", "render"}
+# graph is pure (topology -> DOT text) and sits after render; web serves observe's and the
+# lab's results, so it sits after lab and before the cli that starts it.
+RANK = {"programs": 0, "words": 0, "model": 1, "compile": 2, "render": 3, "graph": 3.5,
+        "transport": 4, "apply": 5, "observe": 6, "lab": 7, "web": 7.5, "cli": 8,
+        "__main__": 9}
+PURE = {"model", "compile", "render", "graph"}
 IMPURE_STDLIB = {"subprocess", "socket", "asyncssh", "shutil"}
 
 

@@ -75,6 +75,11 @@ _PROGRAMS: list[Program] = [
     *_all("mount", "lab", "mount", "umount"),
     *_all("openssh-server", "lab", "/usr/sbin/sshd"),
     *_all("openssh-client", "lab", "ssh-keygen"),
+    *_all("graphviz", "lab", "dot", when="drawing a graph as SVG or PNG (`wgbgp graph`, "
+          "`wgbgp web`)"),
+    *_all("chromium", "tests", "chromium"),
+    *_all("chromium-driver", "tests", "chromedriver"),
+    *_all("prometheus", "tests", "promtool"),
     *_all("hostname", "tests", "hostname"),
     *_all("dpkg", "machine", "dpkg-query"),
     *_all("dpkg", "tests", "dpkg-deb"),

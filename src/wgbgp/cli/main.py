@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import adopt, apply, bootstrap, join, keys, lab, observe, rotate, topology
+from . import adopt, apply, bootstrap, graph, join, keys, lab, observe, rotate, topology, web
 from .common import HELP_MARKUP, JsonErrorsGroup, version
 
 app = typer.Typer(
@@ -50,6 +50,10 @@ app.add_typer(lab.app, name="lab")
 app.command()(observe.status)
 app.command()(observe.doctor)
 app.command()(observe.exporter)
+app.command()(graph.graph)
+lab.app.command("graph")(graph.lab_graph)
+app.command()(web.web)
+lab.app.command("web")(web.lab_web)
 
 
 def main() -> None:

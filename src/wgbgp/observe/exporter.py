@@ -16,11 +16,19 @@ Metrics (all with label `machine`):
   wgbgp_bgp_session_uptime_seconds{...}         time Established
   wgbgp_bgp_prefixes_received{...} / wgbgp_bgp_prefixes_sent{...}
   wgbgp_bgp_routes_installed                    BGP routes in the kernel
+  wgbgp_bgp_max_prefix_tripped{neighbor,name}   1 when the session was closed for sending
+                                                more prefixes than allowed (maximum-prefix)
+  wgbgp_hub_reachable{hub}                      clients: 1 when the tunnel to that hub had a
+                                                handshake within 180 s (needs the topology)
+  wgbgp_route_direct{prefix,name}               1 when the route's next hop is reached
+                                                straight (a WireGuard peer that is no hub),
+                                                0 through a hub (needs the topology)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from ipaddress import ip_address, ip_network
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -28,15 +36,79 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from ..compile.plan import Plan
 from ..transport import Executor
 from .expect import Expected
+from .frr import BgpNeighbor
 from .status import MachineStatus, collect
 
 DEFAULT_LISTEN = "127.0.0.1:9586"
 STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+# WireGuard gives up on a session 180 s after its handshake (REJECT_AFTER_TIME).
+HANDSHAKE_DEAD = 180.0
 
 
-def metric_families(status: MachineStatus, names: Mapping[str, str] | None = None
+def max_prefix_tripped(n: BgpNeighbor) -> bool:
+    """The session is down because a side sent more prefixes than its maximum-prefix.
+
+    FRR says so three ways: the state "Idle (PfxCt)", the reset reason "Reached received
+    prefix count" on the side that closed it, and the Cease NOTIFICATION "Maximum Number
+    of Prefixes Reached" on the side that sent too many."""
+    if n.established:
+        return False
+    words = " ".join(w for w in (n.state, n.last_reset, n.last_notification) if w).lower()
+    return "pfxct" in words or "prefix count" in words or "maximum number of prefixes" in words
+
+
+def hub_reachability(status: MachineStatus, plan: Plan | None) -> dict[str, bool]:
+    """A client's hubs -> whether its tunnel to each had a recent handshake."""
+    if plan is None or plan.role != "client":
+        return {}
+    out = {}
+    for t in plan.tunnels:
+        iface = status.interface(t.interface)
+        ages = [p.handshake_age(status.time) for p in iface.peers] if iface else []
+        out[t.hub] = any(a is not None and a <= HANDSHAKE_DEAD for a in ages)
+    return out
+
+
+def route_paths(status: MachineStatus, names: Mapping[str, str], hubs: frozenset[str]
+                ) -> list[tuple[str, str, bool]]:
+    """(prefix, its next hop's machine, direct) for every BGP route whose next hop sits
+    behind a WireGuard peer: direct when WireGuard sends it to a peer that is no hub.
+
+    The next hop is the announcing machine's tunnel address whichever way the packets go
+    (a mesh session runs through the hub, a route server keeps next hops), so the labels
+    stay the same when the path changes: only the value does."""
+    if status.bgp is None or not hubs:
+        return []
+    found = []
+    for r in status.bgp.routes:
+        for hop in r.nexthops:
+            addr, _, dev = hop.partition(" via ")
+            iface = status.interface(dev.strip() or (r.interfaces[0] if r.interfaces else ""))
+            try:
+                ip = ip_address(addr.strip())
+            except ValueError:
+                continue
+            if iface is None:
+                continue
+            # WireGuard sends to the peer whose AllowedIPs match longest.
+            best = max(((ip_network(a, strict=False).prefixlen, p) for p in iface.peers
+                        for a in p.allowed_ips
+                        if ip in ip_network(a, strict=False)), default=None,
+                       key=lambda t: t[0])
+            if best is None:
+                continue
+            peer = names.get(best[1].public_key, "")
+            if peer:
+                found.append((r.prefix, names.get(str(ip), str(ip)), peer not in hubs))
+            break
+    return found
+
+
+def metric_families(status: MachineStatus, names: Mapping[str, str] | None = None,
+                    plan: Plan | None = None, hubs: frozenset[str] = frozenset()
                     ) -> list[GaugeMetricFamily | CounterMetricFamily]:
-    """The metrics of one status (pure). `names`: public key or address -> machine name."""
+    """The metrics of one status (pure). `names`: public key or address -> machine name;
+    `plan` (this machine's) and `hubs` (the topology's) add the hub and path metrics."""
     names = names or {}
     m = status.machine
     up = GaugeMetricFamily("wgbgp_up", "1 when every source on the machine could be read",
@@ -68,6 +140,13 @@ def metric_families(status: MachineStatus, names: Mapping[str, str] | None = Non
             tx.add_metric(labels, p.tx_bytes)
             ka.add_metric(labels, p.keepalive or 0)
     out: list[GaugeMetricFamily | CounterMetricFamily] = [up, src, hs, age, rx, tx, ka]
+    reach = hub_reachability(status, plan)
+    if reach:
+        hub_up = GaugeMetricFamily("wgbgp_hub_reachable", "1 when the tunnel to the hub had "
+                                   "a handshake within 180 s", labels=["machine", "hub"])
+        for hub, ok in reach.items():
+            hub_up.add_metric([m, hub], 1 if ok else 0)
+        out.append(hub_up)
     if status.bgp is None:
         return out
     n_labels = ["machine", "neighbor", "name", "remote_as"]
@@ -81,8 +160,12 @@ def metric_families(status: MachineStatus, names: Mapping[str, str] | None = Non
                              "Prefixes accepted from the neighbour", labels=n_labels)
     sent = GaugeMetricFamily("wgbgp_bgp_prefixes_sent", "Prefixes sent to the neighbour",
                              labels=n_labels)
+    tripped = GaugeMetricFamily("wgbgp_bgp_max_prefix_tripped", "1 when the session was "
+                                "closed for exceeding its maximum-prefix",
+                                labels=["machine", "neighbor", "name"])
     for n in status.bgp.neighbors:
         name = names.get(n.address, n.description or n.hostname or "")
+        tripped.add_metric([m, n.address, name], 1 if max_prefix_tripped(n) else 0)
         labels = [m, n.address, name, str(n.remote_as or "")]
         sess_up.add_metric(labels, 1 if n.established else 0)
         current = n.state.split()[0] if n.state else "Unknown"
@@ -94,7 +177,11 @@ def metric_families(status: MachineStatus, names: Mapping[str, str] | None = Non
     routes = GaugeMetricFamily("wgbgp_bgp_routes_installed",
                                "BGP routes installed in the kernel", labels=["machine"])
     routes.add_metric([m], sum(1 for r in status.bgp.routes if r.installed))
-    return [*out, sess_up, state, uptime, rcvd, sent, routes]
+    direct = GaugeMetricFamily("wgbgp_route_direct", "1 when the route's next hop is reached "
+                               "straight, 0 through a hub", labels=["machine", "prefix", "name"])
+    for prefix, peer, straight in route_paths(status, names, hubs):
+        direct.add_metric([m, prefix, peer], 1 if straight else 0)
+    return [*out, sess_up, state, uptime, rcvd, sent, routes, tripped, direct]
 
 
 def peer_names(plans: Mapping[str, Plan] | None) -> dict[str, str]:
@@ -122,10 +209,12 @@ class StatusCollector(Collector):
         self.executor = executor
         self.plan = plan
         self.names = peer_names(plans)
+        self.hubs = frozenset(n for n, p in (plans or {}).items() if p.role == "hub")
         self.collect_fn = collect_fn
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        yield from metric_families(self.collect_fn(self.executor, self.plan), self.names)
+        yield from metric_families(self.collect_fn(self.executor, self.plan), self.names,
+                                   self.plan, self.hubs)
 
 
 def registry_for(executor: Executor, plan: Plan | None = None,
