@@ -18,6 +18,7 @@ from .addressing import with_recorded
 from .issues import Issue, Loc, TopologyError
 from .special import host_bits_fix
 from .validate import check, secrets_in_text
+from .yamlread import compose, plain
 
 
 class _Loader(yaml.SafeLoader):
@@ -105,7 +106,7 @@ class _LineMap:
                 self._walk(item, (*path, i))
 
     def _asdot(self, node: yaml.Node, path: Loc) -> None:
-        if not (isinstance(node, yaml.ScalarNode) and node.style is None):
+        if not plain(node):
             return
         m = re.fullmatch(r"(\d+)\.(\d+)", node.value)
         if m and int(m[1]) <= 65535 and int(m[2]) <= 65535:
@@ -382,9 +383,8 @@ def _parse(text: str, file: str, local: LocalStep | None = None,
     try:
         # One pass: compose the node tree, map its line numbers, then build the data (in
         # that order: building merges `<<` keys into the tree, which would look repeated).
-        loader = _Loader(text)
+        root, loader = compose(text, _Loader)  # libyaml's speed, _Loader's errors
         try:
-            root = loader.get_single_node()
             lines = _LineMap(root)
             data = loader.construct_document(root) if root is not None else None
         finally:
