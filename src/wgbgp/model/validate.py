@@ -20,6 +20,7 @@ from .addressing import (
     router_ids,
 )
 from .addrindex import AddressIndex
+from .capacity import capacity_issues
 from .derive import hub_preferences
 from .issues import Issue, Loc
 from .keys import InvalidKey, public_key
@@ -34,7 +35,8 @@ def check(topology: Topology) -> list[Issue]:
     return [*_names(topology), *_endpoints(topology), *_planes(topology),
             *_addresses(topology), *_asns(topology),
             *_prefixes(topology), *_keys(topology), *_peerings(topology), *_lab(topology),
-            *_lints(topology), *_policy(topology), *_exits(topology), *_secrets(topology)]
+            *_lints(topology), *_policy(topology), *_exits(topology), *_secrets(topology),
+            *capacity_issues(topology)]
 
 
 def _err(loc, message, fix="") -> Issue:
