@@ -89,20 +89,41 @@ def hub_topology(clients: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Runs wgbgp's CLI and, at exit, reports the process's peak RSS (VmHWM: that of this
+# process image only; ru_maxrss would also count the benchmark's own memory, which the
+# child had before exec).
+_PEAK_SHIM = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as fh:
+        kib = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+    os.write(int(os.environ.pop("WGBGP_BENCH_PEAK_FD")), kib.encode())
+atexit.register(_peak)
+sys.argv = ["wgbgp", *sys.argv[1:]]
+runpy.run_module("wgbgp", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_cli(args: list[str], cwd: Path) -> tuple[float, float, int]:
     """Run `python -m wgbgp ARGS` in cwd: (wall seconds, CPU seconds, peak RSS in KiB).
     Exit 0 or die."""
+    read, write = os.pipe()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "wgbgp", *args], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", _PEAK_SHIM, *args], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            pass_fds=(write,),
+                            env={**os.environ, "WGBGP_BENCH_PEAK_FD": str(write)})
+    os.close(write)
     assert proc.stderr is not None
     errors = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    with os.fdopen(read) as fh:
+        peak = fh.read()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"wgbgp {' '.join(args)} failed ({proc.returncode}): {errors.decode()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return wall, usage.ru_utime + usage.ru_stime, int(peak)
 
 
 HUB_COMMANDS = {
@@ -113,10 +134,18 @@ HUB_COMMANDS = {
 }
 
 
-def hub_bench(sizes: list[int], runs: int) -> None:
+def hub_bench(sizes: list[int], runs: int, only: str = "") -> None:
     """Two hub-mode tables: in this process (load + check, compile, render of every
     machine, as for the mesh), then the CLI: per command, median wall and CPU seconds and
     the peak RSS."""
+    if only != "cli":
+        in_process(sizes, runs)
+    if only != "process":
+        cli(sizes, runs)
+
+
+def in_process(sizes: list[int], runs: int) -> None:
+    """The in-process table for hub mode."""
     run_once(hub_topology(3))  # warm up: imports, template compilation
     print("in process (median s):")
     print(f"{'clients':>7} {'files':>6} {'MB':>6} {'load s':>7} {'compile s':>9} "
@@ -130,6 +159,10 @@ def hub_bench(sizes: list[int], runs: int) -> None:
               f"{median['compile']:>9.3f} {median['render']:>8.3f} {median['total']:>8.3f} "
               f"{median['cpu']:>6.3f}")
         sys.stdout.flush()
+
+
+def cli(sizes: list[int], runs: int) -> None:
+    """The CLI table for hub mode."""
     print("CLI, one `python -m wgbgp` process per run (median wall s, median CPU s, peak MB):")
     print(f"{'clients':>7} " + " ".join(f"{c:>23}" for c in HUB_COMMANDS))
     for n in sizes:
@@ -173,12 +206,14 @@ def main() -> int:
     ap.add_argument("-r", "--runs", type=int, default=5, help="runs per size (median)")
     ap.add_argument("--hub", nargs="+", type=int, metavar="N",
                     help="hub-mode sizes: time the CLI (check, render, render --node)")
+    ap.add_argument("--only", choices=("process", "cli"), default="",
+                    help="hub mode: only the in-process or only the CLI table")
     ap.add_argument("--profile", action="store_true",
                     help="profile one run of the largest size with cProfile")
     args = ap.parse_args()
 
     if args.hub and not args.profile:
-        hub_bench(args.hub, args.runs)
+        hub_bench(args.hub, args.runs, args.only)
         return 0
     if args.profile:
         import cProfile
