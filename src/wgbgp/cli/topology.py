@@ -106,14 +106,14 @@ def _sessions(s: Summary) -> str:
             + (f": {', '.join(by_family)}" if len(by_family) > 1 else "") + ")")
 
 
-def missing_keys(plans: dict[str, Plan], wanted: list[str]) -> list[Issue]:
+def missing_keys(plans: dict[str, Plan], wanted: list[str], topo: Topology) -> list[Issue]:
     """Machines whose configs cannot be rendered because a peer has no public key yet."""
     issues = []
     for name in wanted:
         for tunnel in plans[name].tunnels:
             for peer in tunnel.peers:
                 if not peer.public_key:
-                    section = "hubs" if plans[peer.name].role == "hub" else "nodes"
+                    section = "hubs" if peer.name in topo.hubs else "nodes"
                     issues.append(Issue(
                         "error", (section, peer.name, "public_key"),
                         f"{name}'s config needs {peer.name}'s public key, which is not set",
@@ -149,8 +149,8 @@ def render_all(
 
     Secrets the topology names are read here, where wgbgp runs (relative files from
     `secrets_base`, the topology's directory)."""
-    plans = compile_topology(topo)
-    issues = missing_keys(plans, machines)
+    plans = compile_topology(topo, machines)  # only what these machines need
+    issues = missing_keys(plans, machines, topo)
     if issues:
         fail("cannot render without those public keys", issues=issues)
     try:

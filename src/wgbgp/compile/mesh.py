@@ -13,7 +13,8 @@ every session makes "dies" take about a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_network
 from itertools import combinations
 from typing import TypedDict
@@ -124,9 +125,16 @@ def _accept_le(node: Node, accept: Iterable[Prefix]) -> tuple[int | None, ...]:
     return tuple(node.longest(p) for p in accept)
 
 
-def compile_topology(topology: Topology) -> dict[str, Plan]:
-    """One Plan per machine, hubs first, in file order. Pure and deterministic."""
+def compile_topology(topology: Topology, machines: Collection[str] | None = None
+                     ) -> dict[str, Plan]:
+    """One Plan per machine, hubs first, in file order. Pure and deterministic.
+
+    `machines`: only these machines' plans (`render --node X`): a plan is compiled only
+    when asked for, and each costs what that machine needs (a hub's: one session per
+    client; a client's: its hubs and its peers). Each plan is the one the whole network's
+    compile gives that machine."""
     net = topology.network
+    wanted = None if machines is None else set(machines)
     v4, v6 = plane_addresses(topology, 4), plane_addresses(topology, 6)
     sub4, sub6 = hub_overlays(topology, 4), hub_overlays(topology, 6)
     ids = router_ids(topology)
@@ -136,6 +144,9 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
            else None)
     hub_mode = net.mode == "hub"
     every_overlay = tuple(overlays(topology))
+    # Hub mode: what a client imports from its route servers, per family, built once for
+    # every client (each takes it minus its own prefixes).
+    served: dict[int, RouteServerImport] = {}
 
     def iface_addresses(hub: str, name: str) -> _IfaceAddresses:
         o4, o6 = sub4[hub], sub6[hub]
@@ -159,6 +170,8 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
 
     plans: dict[str, Plan] = {}
     for hub_name, hub in topology.hubs.items():
+        if wanted is not None and hub_name not in wanted:
+            continue
         iface = interface_name(hub_name)
         hub_peers = tuple(
             TunnelPeer(
@@ -178,12 +191,12 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
             # client declared (at most its limit); what it accepts it installs and
             # forwards (Table = off: BGP, not wg-quick, owns the hub's routes, as on
             # every other BGP speaker).
-            served: list[BgpSession] = []
+            sessions: list[BgpSession] = []
             for addresses in families(hub_name):
                 version = addresses[hub_name].version
                 for name, node in topology.nodes.items():
                     declared = tuple(p for p in node.announce if p.version == version)
-                    served.append(BgpSession(
+                    sessions.append(BgpSession(
                         name, addresses[name], node.asn, iface, None, declared,
                         accept_le=_accept_le(node, declared),
                         max_prefixes=import_limit(node, version),
@@ -191,7 +204,7 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                         local_address=addresses[hub_name], bfd=bfd is not None,
                         route_server_client=True))
             speaker = BgpSpeaker(hub.asn or 0, hub_router_id(topology, hub_name), (),
-                                 tuple(served), reject=every_overlay, bfd=bfd,
+                                 tuple(sessions), reject=every_overlay, bfd=bfd,
                                  route_server=True, group="CLIENTS", multihop=None)
         plans[hub_name] = Plan(
             machine=hub_name, network=net.name, role="hub",
@@ -201,15 +214,18 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
             bgp=speaker, ip_forward=True, exit_sources=exit_sources,
         )
 
-    neighbours: dict[str, list[str]] = {name: [] for name in topology.nodes}
-    if not hub_mode:
+    clients = [name for name in topology.nodes if wanted is None or name in wanted]
+    neighbours: dict[str, list[str]] = {name: [] for name in clients}
+    if not hub_mode and clients:
         for a, b in peerings(topology):
-            neighbours[a].append(b)
-            neighbours[b].append(a)
-    for name, node in topology.nodes.items():
+            if a in neighbours:
+                neighbours[a].append(b)
+            if b in neighbours:
+                neighbours[b].append(a)
+    for name in clients:
+        node = topology.nodes[name]
         tunnels = []
-        sessions: list[BgpSession] = []
-        others = [other for other in topology.nodes.values() if other is not node]
+        sessions = []
         for hub_name, hub in topology.hubs.items():
             iface = interface_name(hub_name)
             to_hub = TunnelPeer(hub_name, hub.public_key, ANY, endpoint=hub.endpoint,
@@ -223,12 +239,12 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                     # From the route server: what every other client declared, at most
                     # the sum of their limits.
                     version = addresses[name].version
-                    accept = [(o, p) for o in others for p in o.announce if p.version == version]
+                    if version not in served:
+                        served[version] = RouteServerImport.of(topology, version)
+                    accept, accept_le, limit = served[version].for_client(name)
                     sessions.append(BgpSession(
                         hub_name, addresses[hub_name], hub.asn or 0, iface, None,
-                        tuple(p for _, p in accept),
-                        accept_le=tuple(le for o, p in accept for le in _accept_le(o, (p,))),
-                        max_prefixes=sum(import_limit(o, version) for o in others) or None,
+                        accept, accept_le=accept_le, max_prefixes=limit,
                         password=password(hub_name, name), local_address=addresses[name],
                         accept_list=ROUTE_SERVER_LIST, **plane))
                 else:
@@ -243,6 +259,47 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
         plans[name] = Plan(name, net.name, "client", tuple(tunnels), bgp,
                            ip_forward=_routes_a_lan(node.announce))
     return plans
+
+
+@dataclass(frozen=True)
+class RouteServerImport:
+    """What a hub-mode client accepts from a route server in one address family: every
+    other client's declared prefixes (in file order), with their more-specific lengths,
+    and at most the sum of those clients' limits.
+
+    Built once for all clients: each client's list is the whole one without its own
+    span, two tuple slices. Per client that is the size of the list, where asking every
+    other client again made a network of N clients cost N^2 (2,000 clients: 4 million
+    look-ups)."""
+
+    prefixes: tuple[Prefix, ...]
+    longest: tuple[int | None, ...]
+    spans: dict[str, tuple[int, int]]  # client -> [start, end) of its own prefixes
+    limits: dict[str, int]             # client -> its import limit in this family
+    total: int
+
+    @classmethod
+    def of(cls, topology: Topology, version: int) -> RouteServerImport:
+        prefixes: list[Prefix] = []
+        longest: list[int | None] = []
+        spans: dict[str, tuple[int, int]] = {}
+        limits: dict[str, int] = {}
+        for name, node in topology.nodes.items():
+            start = len(prefixes)
+            declared = [p for p in node.announce if p.version == version]
+            prefixes += declared
+            longest += _accept_le(node, declared)
+            spans[name] = (start, len(prefixes))
+            limits[name] = import_limit(node, version)
+        return cls(tuple(prefixes), tuple(longest), spans, limits, sum(limits.values()))
+
+    def for_client(self, name: str
+                   ) -> tuple[tuple[Prefix, ...], tuple[int | None, ...], int | None]:
+        """(accepted prefixes, their longest more-specifics, max_prefixes) for `name`."""
+        start, end = self.spans[name]
+        return (self.prefixes[:start] + self.prefixes[end:],
+                self.longest[:start] + self.longest[end:],
+                self.total - self.limits[name] or None)
 
 
 def _session(topology: Topology, name: str, peer: str, addresses: Addresses, iface: str,

@@ -30,6 +30,7 @@ import yaml
 from .addressing import OverlayFull, allocate, allocate6, host_numbers
 from .issues import Issue
 from .schema import Topology
+from .yamlread import safe_dump, safe_load
 
 FAMILIES = {4: "ipv4", 6: "ipv6"}
 
@@ -59,7 +60,7 @@ HEADER = """\
 def parse_lock(text: str) -> Lock:
     """A lock from its text, or LockError saying what is wrong with it."""
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = safe_load(text)
     except yaml.YAMLError as exc:
         raise LockError(f"not YAML: {exc}") from None
     if data is None:
@@ -87,7 +88,7 @@ def lock_text(lock: Lock, file: str) -> str:
                             if lock.numbers.get(v)}
     if lock.deployed:
         data["deployed"] = lock.deployed
-    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False) if data else ""
+    body = safe_dump(data, sort_keys=False, default_flow_style=False) if data else ""
     return HEADER.format(file=file) + body
 
 

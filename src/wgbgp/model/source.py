@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .issues import Issue, Loc, TopologyError
+from .yamlread import compose, plain
 
 
 class Loader(yaml.SafeLoader):
@@ -97,7 +98,7 @@ class LineMap:
                 self._walk(item, (*path, i))
 
     def _asdot(self, node: yaml.Node, path: Loc) -> None:
-        if not (isinstance(node, yaml.ScalarNode) and node.style is None):
+        if not plain(node):
             return
         m = re.fullmatch(r"(\d+)\.(\d+)", node.value)
         if m and int(m[1]) <= 65535 and int(m[2]) <= 65535:
@@ -123,9 +124,8 @@ def read_yaml(text: str, file: str) -> tuple[dict[str, Any], LineMap, list[Issue
     try:
         # One pass: compose the node tree, map its line numbers, then build the data (in
         # that order: building merges `<<` keys into the tree, which would look repeated).
-        loader = Loader(text)
+        root, loader = compose(text, Loader)  # libyaml's speed, Loader's errors
         try:
-            root = loader.get_single_node()
             lines = LineMap(root)
             data = loader.construct_document(root) if root is not None else None
         finally:

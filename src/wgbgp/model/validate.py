@@ -4,6 +4,7 @@ is their one entry point."""
 
 from __future__ import annotations
 
+from .capacity import capacity_issues
 from .checks import (
     MESH_SESSIONS_HINT,
     check_addresses,
@@ -35,4 +36,5 @@ def check(topology: Topology) -> list[Issue]:
             *check_addresses(topology), *check_asns(topology),
             *check_prefixes(topology), *check_keys(topology), *check_peerings(topology),
             *check_lab(topology), *check_lints(topology), *check_policy(topology),
-            *check_exits(topology), *check_secrets(topology)]
+            *check_exits(topology), *check_secrets(topology),
+            *capacity_issues(topology)]

@@ -20,6 +20,7 @@ import jinja2
 
 from ..compile.plan import BgpSession, Plan, Prefix, SecretRef, Tunnel
 from ..model.keys import InvalidKey, decode_key
+from .prefix_lists import bird_prefix_set, frr_prefix_list
 
 WIREGUARD_DIR = "/etc/wireguard"
 FRR_CONF = "/etc/frr/frr.conf"
@@ -124,10 +125,13 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
         finalize=_finalize,
+        auto_reload=False,  # package templates never change under a running wgbgp
     )
     # A filter (`prefix | le(n)`), not a function: Jinja calls functions through
     # Context.call, several times slower, and this one runs for every prefix-list entry.
     env.filters["le"] = _le
+    env.filters["frr_prefix_list"] = frr_prefix_list
+    env.filters["bird_prefix_set"] = bird_prefix_set
     return env
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from ipaddress import IPv4Network, IPv6Network
 
 from ..addressing import overlays
+from ..addrindex import AddressIndex
 from ..issues import Issue, Loc, error, warning
 from ..schema import Topology
 from ..special import MIN_LENGTH, Address, literal, special_purpose, ssh_host
@@ -20,7 +21,8 @@ def check_prefixes(t: Topology) -> Iterator[Issue]:
     that is legitimate traffic engineering, and both are its own."""
     nets = overlays(t)
     owners = {4: PrefixOwners(32), 6: PrefixOwners(128)}
-    targets = _literal_targets(t)
+    targets = AddressIndex((address, (what, address, loc))
+                           for what, address, loc in _literal_targets(t))
     for name, node in t.nodes.items():
         short = False
         for i, prefix in enumerate(node.announce):
@@ -52,9 +54,7 @@ def check_prefixes(t: Topology) -> Iterator[Issue]:
                 yield error(loc, f"{prefix} overlaps the overlay {overlay}",
                            "announce prefixes outside the tunnel overlays")
                 continue
-            covered = next(((what, address, target_loc)
-                            for what, address, target_loc in targets
-                            if address in prefix), None)
+            covered = targets.first_in(prefix)
             if covered is not None:
                 yield _cover_issue(loc, prefix, *covered)
                 continue
@@ -113,19 +113,15 @@ def _cover_issue(loc: Loc, prefix: IPv4Network | IPv6Network, what: str, address
 def covering(t: Topology, resolved: dict[str, list[Address]]) -> Iterator[Issue]:
     """Announced prefixes covering what a DNS name among the reach targets resolves to
     (`resolved`: name -> addresses, found at the edge: resolving is a side effect)."""
-    names = [(what, host, loc) for what, host, loc in reach_targets(t)
-             if literal(host) is None and host in resolved]
+    # Each name's addresses, names in order: the first hit is the first name's first.
+    names = AddressIndex((a, (what, a, loc, host)) for what, host, loc in reach_targets(t)
+                         if literal(host) is None and host in resolved
+                         for a in resolved[host])
     for node_name, node in t.nodes.items():
         for i, prefix in enumerate(node.announce):
-            if special_purpose(prefix) is not None:
-                continue  # refused as such already
-            for what, host, target_loc in names:
-                hit = next((a for a in resolved[host] if a.version == prefix.version
-                            and a in prefix), None)
-                if hit is not None:
-                    yield _cover_issue(("nodes", node_name, "announce", i), prefix, what, hit,
-                                       target_loc, host)
-                    break
+            hit = names.first_in(prefix)
+            if hit is not None and special_purpose(prefix) is None:  # else refused as such
+                yield _cover_issue(("nodes", node_name, "announce", i), prefix, *hit)
 
 
 class PrefixOwners:
