@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import topogen
 from wgbgp.model import TopologyError, parse
-from wgbgp.model.load import _LineMap, _Loader
+from wgbgp.model.source import LineMap, Loader
 from wgbgp.model.yamlread import compose, safe_dump
 
 pytestmark = pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="PyYAML without libyaml")
@@ -38,7 +38,7 @@ TRICKY = [
 
 
 def read(text: str, fast: bool) -> tuple[object, dict, dict, list, dict]:
-    loader_cls = _Loader
+    loader_cls = Loader
     if fast:
         root, loader = compose(text, loader_cls)
         assert type(loader).__name__.startswith("C"), "libyaml did not read it"
@@ -46,7 +46,7 @@ def read(text: str, fast: bool) -> tuple[object, dict, dict, list, dict]:
         loader = loader_cls(text)
         root = loader.get_single_node()
     try:
-        lines = _LineMap(root)
+        lines = LineMap(root)
         data = loader.construct_document(root) if root is not None else None
     finally:
         loader.dispose()
@@ -55,7 +55,7 @@ def read(text: str, fast: bool) -> tuple[object, dict, dict, list, dict]:
 
 def _well_formed(text: str) -> bool:
     try:
-        _Loader(text).get_single_node()
+        Loader(text).get_single_node()
     except yaml.YAMLError:
         return False  # a syntax error case: see test_errors_are_pythons
     return True
@@ -87,9 +87,9 @@ def test_generated_topologies(d: dict):
 ])
 def test_errors_are_pythons(text: str):
     with pytest.raises(yaml.YAMLError) as python:
-        _Loader(text).get_single_node()
+        Loader(text).get_single_node()
     with pytest.raises(yaml.YAMLError) as ours:
-        compose(text, _Loader)
+        compose(text, Loader)
     assert type(ours.value) is type(python.value)
     assert str(ours.value) == str(python.value)
     # And the located issue parse() reports is the same either way.
