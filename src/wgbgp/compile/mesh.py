@@ -192,7 +192,7 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                         route_server_client=True))
             speaker = BgpSpeaker(hub.asn or 0, hub_router_id(topology, hub_name), (),
                                  tuple(served), reject=every_overlay, bfd=bfd,
-                                 route_server=True, group="CLIENTS", multihop=None)
+                                 daemon=hub.daemon, route_server=True, group="CLIENTS", multihop=None)
         plans[hub_name] = Plan(
             machine=hub_name, network=net.name, role="hub",
             tunnels=(Tunnel(iface, hub_name, mtu=net.mtu, peers=hub_peers,
@@ -201,6 +201,7 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
             bgp=speaker, ip_forward=True, exit_sources=exit_sources,
         )
 
+    served_to = {v: _Served(topology, v) for v in (4, 6)} if hub_mode else {}
     neighbours: dict[str, list[str]] = {name: [] for name in topology.nodes}
     if not hub_mode:
         for a, b in peerings(topology):
@@ -209,7 +210,6 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
     for name, node in topology.nodes.items():
         tunnels = []
         sessions: list[BgpSession] = []
-        others = [other for other in topology.nodes.values() if other is not node]
         for hub_name, hub in topology.hubs.items():
             iface = interface_name(hub_name)
             to_hub = TunnelPeer(hub_name, hub.public_key, ANY, endpoint=hub.endpoint,
@@ -222,13 +222,10 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                 if hub_mode:
                     # From the route server: what every other client declared, at most
                     # the sum of their limits.
-                    version = addresses[name].version
-                    accept = [(o, p) for o in others for p in o.announce if p.version == version]
+                    accept, accept_le, limit = served_to[addresses[name].version].to(name)
                     sessions.append(BgpSession(
                         hub_name, addresses[hub_name], hub.asn or 0, iface, None,
-                        tuple(p for _, p in accept),
-                        accept_le=tuple(le for o, p in accept for le in _accept_le(o, (p,))),
-                        max_prefixes=sum(import_limit(o, version) for o in others) or None,
+                        accept, accept_le=accept_le, max_prefixes=limit or None,
                         password=password(hub_name, name), local_address=addresses[name],
                         accept_list=ROUTE_SERVER_LIST, **plane))
                 else:
@@ -243,6 +240,33 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
         plans[name] = Plan(name, net.name, "client", tuple(tunnels), bgp,
                            ip_forward=_routes_a_lan(node.announce))
     return plans
+
+
+class _Served:
+    """Hub mode, one family: every client's declared prefixes (with their more-specific
+    lengths) in file order, once. What a client imports from a route server is all of it
+    but its own: two slices, so that a network of n clients costs n slices, not n
+    Python loops over n clients (5,000 clients: 25 million steps)."""
+
+    def __init__(self, topology: Topology, version: int) -> None:
+        prefixes: list[Prefix] = []
+        les: list[int | None] = []
+        self.span: dict[str, tuple[int, int, int]] = {}  # name -> (start, end, limit)
+        for name, node in topology.nodes.items():
+            start = len(prefixes)
+            declared = [p for p in node.announce if p.version == version]
+            prefixes += declared
+            les += _accept_le(node, declared)
+            self.span[name] = (start, len(prefixes), import_limit(node, version))
+        self.prefixes, self.les = tuple(prefixes), tuple(les)
+        self.total = sum(limit for _, _, limit in self.span.values())
+
+    def to(self, name: str) -> tuple[tuple[Prefix, ...], tuple[int | None, ...], int]:
+        """What `name` accepts from a route server: every other client's prefixes, their
+        more-specific lengths, and the sum of the other clients' limits."""
+        start, end, limit = self.span[name]
+        return (self.prefixes[:start] + self.prefixes[end:], self.les[:start] + self.les[end:],
+                self.total - limit)
 
 
 def _session(topology: Topology, name: str, peer: str, addresses: Addresses, iface: str,
