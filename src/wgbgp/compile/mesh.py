@@ -192,7 +192,8 @@ def compile_topology(topology: Topology) -> dict[str, Plan]:
                         route_server_client=True))
             speaker = BgpSpeaker(hub.asn or 0, hub_router_id(topology, hub_name), (),
                                  tuple(served), reject=every_overlay, bfd=bfd,
-                                 daemon=hub.daemon, route_server=True, group="CLIENTS", multihop=None)
+                                 daemon=hub.daemon, route_server=True, group="CLIENTS",
+                                 multihop=None)
         plans[hub_name] = Plan(
             machine=hub_name, network=net.name, role="hub",
             tunnels=(Tunnel(iface, hub_name, mtu=net.mtu, peers=hub_peers,

@@ -229,7 +229,8 @@ def _frr_families(plan: Plan) -> list[_Family]:
 
 def render_bird(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | None:
     """bird.conf for a machine whose BGP daemon is BIRD 2 (a node, or a hub-mode hub's
-    route server); None otherwise. The same policy as frr.conf; TCP-MD5 passwords (from `secrets`) are inlined (0640, group bird)."""
+    route server); None otherwise. The same policy as frr.conf; TCP-MD5 passwords (from
+    `secrets`) are inlined (0640, group bird)."""
     if plan.bgp is None or plan.bgp.daemon != "bird":
         return None
     # A hub's route server has its own template: shared settings in `template bgp`, a
