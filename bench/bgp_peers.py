@@ -5,7 +5,7 @@ Standalone (standard library only), run inside a lab machine:
 PEERS.json: [{"address": "10.0.0.5", "asn": 4200000005, "prefix": "100.64.5.0/24"}, ...].
 Each peer binds its own source address, opens one eBGP session to HUB_ADDRESS:179
 (4-octet AS, IPv4 unicast), announces its prefix with itself as next hop, then keeps the
-session alive (KEEPALIVE every 10 s) and reads and discards whatever the hub sends. It
+session alive (KEEPALIVE every 10 s) and discards, unparsed, whatever the hub sends. It
 prints "established N" when the count changes, and runs until killed.
 """
 
@@ -20,6 +20,7 @@ import sys
 MARKER = b"\xff" * 16
 AS_TRANS = 23456
 HOLD = 30
+OPEN_WAIT = 10  # s for the TCP connection, then for the hub's OPEN and KEEPALIVE
 
 
 def message(kind: int, body: bytes) -> bytes:
@@ -77,15 +78,19 @@ async def keepalive(writer: asyncio.StreamWriter) -> None:
 async def peer(hub: str, p: dict, counter: Counter) -> None:
     while True:
         up = False
+        writer = None
         try:
-            reader, writer = await asyncio.open_connection(
-                hub, 179, local_addr=(p["address"], 0))
+            # Bounded, as a BGP speaker's timers bound it: a hub that drops connections
+            # from a full listen queue (BIRD's is 8 deep) leaves a client believing it is
+            # connected and waiting for an OPEN that never comes; retry instead.
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                hub, 179, local_addr=(p["address"], 0)), OPEN_WAIT)
             writer.write(open_message(p["asn"], p["address"]))
-            kind, _ = await read_message(reader)
+            kind, _ = await asyncio.wait_for(read_message(reader), OPEN_WAIT)
             if kind != 1:
                 raise ConnectionError("no OPEN")
             writer.write(KEEPALIVE)
-            while (await read_message(reader))[0] != 4:
+            while (await asyncio.wait_for(read_message(reader), OPEN_WAIT))[0] != 4:
                 pass
             up = True
             counter.established += 1
@@ -95,14 +100,18 @@ async def peer(hub: str, p: dict, counter: Counter) -> None:
 
             task = asyncio.create_task(keepalive(writer))
             try:
-                while True:
-                    kind, _ = await read_message(reader)
-                    if kind == 3:  # NOTIFICATION
-                        break
+                # Discard what the hub sends unparsed, until it closes: a route server of
+                # N clients sends each of them N-1 routes (25 million UPDATEs for 5,000),
+                # and parsing them here would make this process, not the hub, the limit.
+                # A NOTIFICATION is followed by the hub closing the connection.
+                while await reader.read(1 << 16):
+                    pass
             finally:
                 task.cancel()
-        except (OSError, asyncio.IncompleteReadError, ConnectionError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ConnectionError):
             pass
+        if writer is not None:
+            writer.close()
         if up:
             counter.established -= 1
             counter.show()
