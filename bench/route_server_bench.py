@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,8 +103,9 @@ def cpu_ticks(pids: list[int]) -> int:
 class Hub:
     """One lab hub with a veth to a `peers` machine holding every client address."""
 
-    def __init__(self, name: str, plan) -> None:
+    def __init__(self, name: str, plan, passive: bool = True) -> None:
         self.name = name
+        self.passive = passive
         spec = LabSpec(name=name, hubs=(HubSpec("hub-a", IPv4Address("203.0.113.10")),),
                        clients=(ClientSpec("peers", "cgnat"),), carriers=(CarrierSpec("cgnat"),))
         self.lab = build_lab(spec)
@@ -118,6 +121,17 @@ class Hub:
                         for a, _, _ in self.clients)
         self.px.run(["ip", "-batch", "-"], input=batch)
         self.px.run(["ip", "link", "set", "rs1", "up"])
+        # Permanent neighbour entries, both ways: the kernel's ARP table is shared by every
+        # namespace on the host, and 1,024 learnt entries (gc_thresh3) fill it for everyone
+        # (other labs stop resolving). Permanent entries are exempt from that limit.
+        mac = {}
+        for x, dev in ((self.x, "rs0"), (self.px, "rs1")):
+            mac[dev] = json.loads(x.run(["ip", "-j", "link", "show", dev]).stdout)[0]["address"]
+        self.x.run(["ip", "-batch", "-"], input="".join(
+            f"neigh replace {a} lladdr {mac['rs1']} dev rs0 nud permanent\n"
+            for a, _, _ in self.clients))
+        self.px.run(["ip", "neigh", "replace", str(self.ip.ip), "lladdr", mac["rs0"], "dev",
+                     "rs1", "nud", "permanent"])
         self.procs: list[subprocess.Popen] = []
 
     def apply(self, rendered) -> tuple[float, list[str]]:
@@ -131,35 +145,46 @@ class Hub:
         spec.write_text(json.dumps([{"address": str(a), "asn": asn, "prefix": str(p)}
                                     for a, asn, p in self.clients]))
         self.procs.append(self.lab.machine("peers").spawn(
-            [sys.executable, str(HERE / "bgp_peers.py"), str(self.ip.ip), str(spec)],
+            [sys.executable, str(HERE / "bgp_peers.py"), str(self.ip.ip), str(spec),
+             *(["--passive"] if self.passive else [])],
             stdout=subprocess.DEVNULL))
 
-    def state(self, daemon: str) -> tuple[int, int]:
-        """(sessions Established, BGP routes in the hub's kernel)."""
+    def state(self, daemon: str) -> tuple[int, int, int]:
+        """(sessions Established, BGP routes in the hub's kernel, routes sent in all)."""
         proto = "bird" if daemon == "bird" else "bgp"
         routes = self.x.run(["sh", "-c", f"ip -4 route show proto {proto} | wc -l"]).stdout
         if daemon == "bird":
-            out = self.x.run(["birdc", "show", "protocols"], check=False, timeout=120).stdout
-            up = sum(1 for line in out.splitlines() if line.rstrip().endswith("Established"))
+            out = self.x.run(["birdc", "show", "protocols", "all"], check=False,
+                             timeout=120).stdout
+            protocols = [p for p in parse_protocols(out) if p.proto == "BGP"]
+            up = sum(1 for p in protocols if p.fields.get("BGP state") == "Established")
+            sent = sum(int(m.group(1)) for p in protocols for c in p.channels.values()
+                       if (m := re.search(r"(\d+) exported", c.get("Routes", ""))))
         else:
             summary = json.loads(self.x.run(["vtysh", "-c", "show bgp summary json"],
                                             timeout=120).stdout or "{}")
             peers = summary.get("ipv4Unicast", {}).get("peers", {})
             up = sum(1 for p in peers.values() if p.get("state") == "Established")
-        return up, int(routes.strip() or 0)
+            sent = sum(p.get("pfxSnt", 0) for p in peers.values())
+        return up, int(routes.strip() or 0), sent
 
-    def wait_all(self, daemon: str, n: int, timeout: float) -> tuple[float, tuple[int, int]]:
-        """Seconds until n sessions are Established and n routes installed (polled 1/s)."""
+    def wait_all(self, daemon: str, n: int, timeout: float, *, sent: bool = False
+                 ) -> tuple[float, tuple[int, int, int]]:
+        """Seconds until n sessions are Established and n routes installed (polled 1/s);
+        with `sent`, also every client sent the other n-1 routes."""
         t0 = time.monotonic()
         while True:
             st = self.state(daemon)
-            if (st[0] >= n and st[1] >= n) or time.monotonic() - t0 > timeout:
+            if (st[0] >= n and st[1] >= n and (not sent or st[2] >= n * (n - 1))) \
+                    or time.monotonic() - t0 > timeout:
                 return time.monotonic() - t0, st
             time.sleep(1)
 
     def since(self) -> dict[str, str]:
+        """Every BGP protocol's state and since-time."""
         out = self.x.run(["birdc", "show", "protocols"], timeout=120).stdout
-        return {p.name: p.since for p in parse_protocols(out) if p.proto == "BGP"}
+        return {p.name: f"{p.info.split()[0] if p.info else p.state} {p.since}"
+                for p in parse_protocols(out) if p.proto == "BGP"}
 
     def stop_start(self, daemon: str) -> float:
         """Stop the daemon and start it again; seconds the stop and start took."""
@@ -181,14 +206,19 @@ class Hub:
 
 def one(daemon: str, n: int, args: argparse.Namespace, name: str) -> dict:
     plan, rendered = hub_file(n, daemon)
-    hub = Hub(name, plan)
-    row: dict = {"daemon": daemon, "clients": n, "config_bytes": len(rendered.text)}
+    hub = Hub(name, plan, passive=not args.active)
+    row: dict = {"daemon": daemon, "clients": n, "config_bytes": len(rendered.text),
+                 "clients_connect": "active" if args.active else "passive"}
     try:
         row["load_s"], _ = hub.apply(rendered)
         hub.start_peers()
         row["converge_s"], st = hub.wait_all(daemon, n, args.timeout)
-        row["established"], row["routes"] = st
-        time.sleep(10)  # past the initial exchange: the steady state
+        row["established"], row["routes"], _ = st
+        # The steady state: every client has been sent every other client's route.
+        row["exchange_s"], st = hub.wait_all(daemon, n, args.timeout, sent=True)
+        row["exchange_s"] += row["converge_s"]
+        row["sent"] = st[2]
+        time.sleep(5)
         pids = daemon_pids(hub.lab, daemon)
         row["rss_kib"] = sum(rss_kib(p) for p in pids)
         before, t0 = cpu_ticks(pids), time.monotonic()
@@ -199,28 +229,48 @@ def one(daemon: str, n: int, args: argparse.Namespace, name: str) -> dict:
             row.update(reconfigure(hub, n))
         row["restart_stop_start_s"] = hub.stop_start(daemon)
         row["restart_back_s"], st = hub.wait_all(daemon, n, args.timeout)
-        row["restart_established"], row["restart_routes"] = st
+        row["restart_established"], row["restart_routes"], _ = st
+        more, st = hub.wait_all(daemon, n, args.timeout, sent=True)
+        row["restart_exchange_s"] = row["restart_back_s"] + more
     finally:
         hub.close()
     print(f"  {daemon} {n}: {row}", file=sys.stderr)
     return row
 
 
-def reconfigure(hub: Hub, n: int) -> dict:
-    """One client added to the running BIRD hub, then removed: apply's time and how many
-    other sessions changed their since-time (reset)."""
-    before = hub.since()
+def moved(before: str, after: str | None) -> bool:
+    """A session's "STATE HH:MM:SS.mmm" changed: another state, or a since-time more than
+    0.5 s off (BIRD shows monotonic times through the current real-time offset, so they
+    jitter by a millisecond between calls; a reset session takes seconds to return)."""
+    if after is None or before.split()[0] != after.split()[0]:
+        return True
+
+    def seconds(text: str) -> float:
+        h, m, s = text.split()[-1].split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    return abs(seconds(before) - seconds(after)) > 0.5
+
+
+def reconfigure(hub: Hub, n: int, rounds: int = 3) -> dict:
+    """One client added to the running BIRD hub, then removed, `rounds` times: apply's
+    time (median) and every other session whose since-time changed (a reset), by name."""
     _, more = hub_file(n + 1, "bird")
-    add_s, add_steps = hub.apply(more)
-    after_add = hub.since()
     _, same = hub_file(n, "bird")
-    del_s, del_steps = hub.apply(same)
-    after_del = hub.since()
-    assert add_steps[-1] == del_steps[-1] == "bird-reload", (add_steps, del_steps)
-    return {"add_s": add_s, "add_new": len(set(after_add) - set(before)),
-            "add_reset": sum(1 for k, v in before.items() if after_add.get(k) != v),
-            "del_s": del_s, "del_gone": len(set(after_add) - set(after_del)),
-            "del_reset": sum(1 for k, v in before.items() if after_del.get(k) != v)}
+    adds, dels, resets = [], [], []
+    for _ in range(rounds):
+        before = hub.since()
+        add_s, add_steps = hub.apply(more)
+        after_add = hub.since()
+        del_s, del_steps = hub.apply(same)
+        after_del = hub.since()
+        assert add_steps[-1] == del_steps[-1] == "bird-reload", (add_steps, del_steps)
+        assert len(after_add) == len(before) + 1 and len(after_del) == len(before)
+        adds.append(add_s)
+        dels.append(del_s)
+        resets += [(k, v, after_add.get(k), after_del.get(k)) for k, v in before.items()
+                   if moved(v, after_add.get(k)) or moved(v, after_del.get(k))]
+    return {"add_s": statistics.median(adds), "del_s": statistics.median(dels),
+            "rounds": rounds, "resets": resets}
 
 
 def wireguard_go_peers(name: str, counts: list[int]) -> list[tuple[int, int]]:
@@ -259,12 +309,13 @@ def bench_routeserver(args: argparse.Namespace) -> list[dict]:
     wg = wireguard_go_peers(name, args.wg) if args.wg else []
     print("route server, N simulated clients on a veth (no WireGuard), one /32 each:")
     print(f"{'daemon':>6} {'clients':>7} {'config KB':>9} {'load s':>6} {'up s':>6} "
-          f"{'RSS MiB':>8} {'CPU %':>6} {'restart: back s':>15}")
+          f"{'all sent s':>10} {'RSS MiB':>8} {'CPU %':>6} {'restart: up s':>13} "
+          f"{'all sent s':>10}")
     for r in rows:
         print(f"{r['daemon']:>6} {r['clients']:>7} {r['config_bytes'] / 1000:>9.0f} "
-              f"{r['load_s']:>6.1f} {r['converge_s']:>6.1f} {r['rss_kib'] / 1024:>8.1f} "
-              f"{r['cpu_pct']:>6.2f} "
-              f"{r['restart_back_s']:>15.1f}"
+              f"{r['load_s']:>6.1f} {r['converge_s']:>6.1f} {r['exchange_s']:>10.1f} "
+              f"{r['rss_kib'] / 1024:>8.1f} {r['cpu_pct']:>6.2f} "
+              f"{r['restart_back_s']:>13.1f} {r['restart_exchange_s']:>10.1f}"
               + ("" if r["established"] == r["clients"] else
                  f"  (only {r['established']} Established)"))
     for d in args.daemons:
@@ -275,9 +326,9 @@ def bench_routeserver(args: argparse.Namespace) -> list[dict]:
                   f"KiB more per client ({a['clients']} -> {b['clients']})")
     for r in rows:
         if "add_s" in r:
-            print(f"bird {r['clients']}: one client added in {r['add_s']:.1f} s "
-                  f"({r['add_reset']} other sessions reset), removed in {r['del_s']:.1f} s "
-                  f"({r['del_reset']} reset)")
+            print(f"bird {r['clients']}: one client added in {r['add_s']:.1f} s, removed in "
+                  f"{r['del_s']:.1f} s (medians of {r['rounds']}); other sessions whose "
+                  f"since-time changed: {r['resets'] or 'none'}")
     if wg:
         print(f"{'peers':>7} {'wireguard-go MiB':>16}")
         for n, kib in wg:
@@ -318,7 +369,7 @@ def bench_bfd(args: argparse.Namespace) -> list[dict]:
                             "-P", str(sim / "pid")])
                 t0 = time.monotonic()
                 while True:
-                    up, _ = hub.state("bird")
+                    up, _, _ = hub.state("bird")
                     bfd_up = hub.x.run(["sh", "-c", "birdc show bfd sessions | grep -c ' Up '"],
                                        check=False).stdout.strip() if ms else "0"
                     if (up >= n and (not ms or int(bfd_up or 0) >= n)) or \
@@ -355,4 +406,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cpu-seconds", type=float, default=30)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--wg", type=int, nargs="*", default=[])
+    ap.add_argument("--active", action="store_true", help="simulated clients connect to the "
+                    "hub (default: they listen and the hub connects, as to real clients)")
     ap.add_argument("--bfd-ms", type=int, nargs="*", default=[300, 100])
