@@ -10,11 +10,13 @@ Run as root (labs: namespaces, wireguard-go, FRR):
         Two hubs, three clients. A ping (every 0.1 s, between two clients' announced
         addresses) runs while hub-a dies silently (tunnel down, every process SIGKILLed);
         outage = lost packets x 0.1 s, until traffic flows over hub-b. Median of --runs.
-    python bench/scale_bench.py routeserver [--clients 0 100 250 500]
-        The hub alone, as the route server of N clients: FRR loads the rendered hub
-        config with N neighbours, then N minimal BGP speakers (bench/bgp_peers.py, one
-        process, no WireGuard) connect and announce one prefix each, and the hub's memory
-        is read at each step. Also the memory of wireguard-go holding N idle peers.
+    python bench/scale_bench.py routeserver [--clients 1000 5000] [--daemons frr bird]
+        [--reconfigure 1000] [--cpu-seconds 30] [--wg 1000 5000 10000]
+        The hub alone, as the route server of N simulated clients (bench/bgp_peers.py, no
+        WireGuard), FRR and BIRD side by side: RSS, steady-state CPU, time for every
+        session back after a restart, BIRD's `birdc configure` with one client more or
+        less (sessions reset: none); wireguard-go's cost per idle peer apart
+        (bench/route_server_bench.py says what each figure includes).
 
 Prints tables (and --json writes them). Figures from this machine are in the README.
 """
@@ -25,28 +27,22 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from ipaddress import IPv4Address
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_bench import rss_kib
+from route_server_bench import add_arguments, bench_bfd, bench_routeserver
 
-from wgbgp.apply.parallel import apply_many
-from wgbgp.compile import compile_topology, session_count
+from wgbgp.compile import session_count
 from wgbgp.lab import faults
-from wgbgp.lab.build import Lab, build_lab, open_lab
+from wgbgp.lab.build import Lab, open_lab
 from wgbgp.lab.runner import up, wait_converged
 from wgbgp.lab.selftest import lab_plans
-from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec
 from wgbgp.lab.state import teardown
 from wgbgp.model import parse
-from wgbgp.model.keys import generate_private_key, public_key
-from wgbgp.render import render_frr
 
 HERE = Path(__file__).resolve().parent
 HUB_ASN = 64600
@@ -216,134 +212,9 @@ def bench_failover(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-# --- route server: N clients without WireGuard, and wireguard-go with N peers ----------
-
-def bench_routeserver(args: argparse.Namespace) -> list[dict]:
-    most = max(args.clients)
-    name = f"srs{os.getpid() % 10000}"
-    topology, _ = parse(topology_text(most, "hub", bfd=False), "bench")
-    plans = compile_topology(topology)
-    hub_plan = plans["hub-a"]
-    frr = render_frr(hub_plan)
-    assert frr is not None
-    spec = LabSpec(name=name, hubs=(HubSpec("hub-a", IPv4Address("203.0.113.10")),),
-                   clients=(ClientSpec("peers", "cgnat"),), carriers=(CarrierSpec("cgnat"),))
-    lab = build_lab(spec)
-    rows: list[dict] = []
-    procs: list[subprocess.Popen] = []
-    try:
-        hub, peers = lab.machine("hub-a"), lab.machine("peers")
-        subprocess.run(["ip", "link", "add", "rs0", "netns", hub.netns, "type", "veth",
-                        "peer", "name", "rs1", "netns", peers.netns], check=True)
-        hub_ip = hub_plan.tunnels[0].address
-        hx, px = hub.executor(), peers.executor()
-        hx.run(["ip", "addr", "add", str(hub_ip), "dev", "rs0"])
-        hx.run(["ip", "link", "set", "rs0", "up"])
-        clients = [(s.peer, s.peer_address, s.peer_asn, s.accept[0])
-                   for s in hub_plan.bgp.sessions]
-        batch = "".join(f"address add {a}/{hub_ip.network.prefixlen} dev rs1\n"
-                        for _, a, _, _ in clients)
-        px.run(["ip", "-batch", "-"], input=batch)
-        px.run(["ip", "link", "set", "rs1", "up"])
-        t0 = time.monotonic()
-        (result,) = apply_many([(hx, [frr])], enable_at_boot=False).values()
-        assert result.ok, result.summary()
-        load = time.monotonic() - t0
-        print(f"  FRR loaded a route-server config with {most} neighbours "
-              f"({len(frr.text.splitlines())} lines) in {load:.1f} s", file=sys.stderr)
-        started = 0
-        tmp = Path(tempfile.mkdtemp(prefix="wgbgp-rs-"))
-        for n in sorted(args.clients):
-            if n > started:
-                spec_file = tmp / f"peers-{n}.json"
-                spec_file.write_text(json.dumps([
-                    {"address": str(a), "asn": asn, "prefix": str(p)}
-                    for _, a, asn, p in clients[started:n]]))
-                procs.append(peers.spawn([sys.executable, str(HERE / "bgp_peers.py"),
-                                          str(hub_ip.ip), str(spec_file)],
-                                         stdout=subprocess.DEVNULL))
-            t1 = time.monotonic()
-            state = wait_route_server(hx, n, timeout=300)
-            settle = time.monotonic() - t1
-            time.sleep(3)
-            rss = machine_rss(lab, "hub-a")
-            rows.append({"clients": n, "established": state[0], "routes": state[1],
-                         "sent_to_one": state[2], "converge": settle,
-                         "hub_kib": sum(rss.values()), "by_program": rss})
-            started = n
-            print(f"  {n} clients: {state}, hub {sum(rss.values()) / 1024:.1f} MiB",
-                  file=sys.stderr)
-        wg_rows = wireguard_go_peers(hx, sorted(set(args.clients) | {0}), hub)
-    finally:
-        for p in procs:
-            p.kill()
-        teardown(name)
-    print(f"route server (FRR 8.4, no BFD), config with {most} neighbours loaded in "
-          f"{load:.1f} s:")
-    print(f"{'clients':>7} {'Established':>11} {'routes':>6} {'sent/client':>11} "
-          f"{'settle s':>8} {'hub MiB':>8}   by program (MiB)")
-    for r in rows:
-        progs = ", ".join(f"{p} {k / 1024:.1f}" for p, k in sorted(
-            r["by_program"].items(), key=lambda kv: -kv[1]))
-        print(f"{r['clients']:>7} {r['established']:>11} {r['routes']:>6} "
-              f"{r['sent_to_one']:>11} {r['converge']:>8.1f} {r['hub_kib'] / 1024:>8.1f}   "
-              f"{progs}")
-    if len(rows) >= 2:
-        per = (rows[-1]["hub_kib"] - rows[0]["hub_kib"]) / max(
-            1, rows[-1]["clients"] - rows[0]["clients"])
-        print(f"FRR on the hub: {per:.0f} KiB per established client")
-    print(f"{'peers':>7} {'wireguard-go MiB':>16}")
-    for n, kib in wg_rows:
-        print(f"{n:>7} {kib / 1024:>16.1f}")
-    if len(wg_rows) >= 2:
-        per = (wg_rows[-1][1] - wg_rows[0][1]) / max(1, wg_rows[-1][0] - wg_rows[0][0])
-        print(f"wireguard-go: {per:.0f} KiB per idle peer")
-    return [*rows, {"wireguard_go": wg_rows}]
-
-
-def wait_route_server(x, n: int, timeout: float) -> tuple[int, int, int]:
-    """Poll the hub until n sessions are Established and n routes installed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        summary = json.loads(x.run(["vtysh", "-c", "show bgp summary json"]).stdout)
-        peers = summary.get("ipv4Unicast", {}).get("peers", {})
-        up_ = [p for p in peers.values() if p.get("state") == "Established"]
-        routes = json.loads(x.run(["vtysh", "-c", "show ip route bgp json"]).stdout)
-        installed = sum(1 for entries in routes.values()
-                        if any(e.get("installed") for e in entries))
-        sent = max((p.get("pfxSnt", 0) for p in up_), default=0)
-        if (len(up_) >= n and installed >= n and sent >= n - 1) or time.monotonic() > deadline:
-            return len(up_), installed, sent
-        time.sleep(1)
-
-
-def wireguard_go_peers(x, counts: list[int], hub) -> list[tuple[int, int]]:
-    """RSS of one wireguard-go process holding N idle peers (what a hub's tunnel costs
-    where there is no kernel module)."""
-    keys = [public_key(generate_private_key()) for _ in range(max(counts))]
-    x.run(["sh", "-c", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go wgbench"])
-    x.run(["wg", "set", "wgbench", "listen-port", "51999", "private-key", "/dev/stdin"],
-          input=generate_private_key() + "\n")
-    x.run(["ip", "link", "set", "wgbench", "up"])
-    time.sleep(1)
-    pid = next(p for p in hub.pids()
-               if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[:2]
-               == [b"wireguard-go", b"wgbench"])
-    out = []
-    have = 0
-    for n in counts:
-        if n > have:
-            conf = "".join(f"[Peer]\nPublicKey = {k}\nAllowedIPs = 10.9.{i // 250}.{i % 250}/32\n"
-                           for i, k in enumerate(keys[have:n], start=have))
-            x.run(["wg", "addconf", "wgbench", "/dev/stdin"], input=conf)
-            have = n
-        time.sleep(2)
-        out.append((n, rss_kib(pid)))
-    return out
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
-    "lab": bench_lab, "failover": bench_failover, "routeserver": bench_routeserver}
+    "lab": bench_lab, "failover": bench_failover, "routeserver": bench_routeserver,
+    "bfd": bench_bfd}
 
 
 def main() -> int:
@@ -355,12 +226,13 @@ def main() -> int:
     ap.add_argument("--bfd", nargs="+", default=["on", "off"], choices=["on", "off"])
     ap.add_argument("--runs", type=int)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    add_arguments(ap)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("the scale benchmark needs root (lab namespaces)", file=sys.stderr)
         return 2
     defaults = {"lab": ([10, 30, 60], 1), "failover": ([3], 5),
-                "routeserver": ([0, 100, 250, 500], 1)}[args.command]
+                "routeserver": ([1000, 5000], 1), "bfd": ([1000], 1)}[args.command]
     args.clients = args.clients or defaults[0]
     args.runs = args.runs or defaults[1]
     rows = COMMANDS[args.command](args)

@@ -205,6 +205,7 @@ def compile_topology(topology: Topology, machines: Collection[str] | None = None
                         route_server_client=True))
             speaker = BgpSpeaker(hub.asn or 0, hub_router_id(topology, hub_name), (),
                                  tuple(sessions), reject=every_overlay, bfd=bfd,
+                                 daemon=hub.daemon,
                                  route_server=True, group="CLIENTS", multihop=None)
         plans[hub_name] = Plan(
             machine=hub_name, network=net.name, role="hub",

@@ -299,6 +299,9 @@ class Hub(Section):
     # Traffic prefers the plane of the hub with the highest preference (BGP local-pref
     # on the clients). Left out: 100 for the first hub, 90 for the second, and so on.
     preference: int | None = Field(None, ge=0, le=4294967295, strict=True)
+    # The route server's BGP daemon in hub mode: FRRouting (default) or BIRD 2, which
+    # carries thousands of clients in the memory FRR needs for hundreds (README, Scale).
+    daemon: Literal["frr", "bird"] = "frr"
 
     @property
     def port(self) -> int:

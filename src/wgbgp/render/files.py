@@ -232,11 +232,15 @@ def _frr_families(plan: Plan) -> list[_Family]:
 
 
 def render_bird(plan: Plan, secrets: Secrets | None = None) -> RenderedFile | None:
-    """bird.conf for a machine whose BGP daemon is BIRD 2; None otherwise. The same policy
-    as frr.conf; TCP-MD5 passwords (from `secrets`) are inlined (0640, group bird)."""
+    """bird.conf for a machine whose BGP daemon is BIRD 2 (a node, or a hub-mode hub's
+    route server); None otherwise. The same policy as frr.conf; TCP-MD5 passwords (from
+    `secrets`) are inlined (0640, group bird)."""
     if plan.bgp is None or plan.bgp.daemon != "bird":
         return None
-    text = _env().get_template("bird.conf.j2").render(
+    # A hub's route server has its own template: shared settings in `template bgp`, a
+    # client in three lines, so that 5,000 clients stay a small config.
+    template = "bird-hub.conf.j2" if plan.bgp.route_server else "bird.conf.j2"
+    text = _env().get_template(template).render(
         plan=plan, bgp=plan.bgp, multihop=plan.bgp.multihop, families=_frr_families(plan),
         secret=lambda ref: _lookup(secrets, ref), max_prefix_restart=MAX_PREFIX_RESTART,
         bird_net=_bird_net)

@@ -56,6 +56,10 @@ def check_asns(t: Topology) -> Iterator[Issue]:
         elif hub.asn is not None and t.network.mode != "hub":
             yield warning(loc, f"hub {name!r} has an ASN but speaks no BGP in mesh mode",
                         "leave it for a later switch to 'mode: hub', or remove it")
+        if hub.daemon != "frr" and t.network.mode != "hub":
+            yield warning(("hubs", name, "daemon"), f"hub {name!r} names a BGP daemon "
+                          f"({hub.daemon}) but speaks no BGP in mesh mode",
+                          "leave it for a later switch to 'mode: hub', or remove it")
 
 
 def _private_asn(asn: int) -> bool:
