@@ -136,6 +136,9 @@ class MachineStatus:
     errors: dict[str, str] = field(default_factory=dict)
     bgp_asked: bool = True  # False when the plan says this machine runs no BGP
     bgp_daemon: str = "frr"  # whom BGP was asked: "frr" (vtysh) or "bird" (birdc)
+    # Per interface: administratively up (`ip link set ... up`, flag UP). A WireGuard
+    # interface that is down still lists its peers in `wg show`, and carries nothing.
+    links_up: dict[str, bool] = field(default_factory=dict)
 
     def interface(self, name: str) -> WgInterface | None:
         return next((i for i in self.interfaces if i.name == name), None)
@@ -158,6 +161,7 @@ class MachineStatus:
         tunnels = []
         for i in self.interfaces:
             t = dict(i.to_json(self.time), mtu=self.mtus.get(i.name),
+                     up=self.links_up.get(i.name),
                      addresses=[str(a) for a in self.addresses_on(i.name)])
             for p in t["peers"]:
                 p["name"] = names.get(p["public_key"])
@@ -199,6 +203,7 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
 
     addresses: list[Address] = []
     mtus: dict[str, int] = {}
+    links_up: dict[str, bool] = {}
     addr = o.get("addresses")
     if addr is not None:
         if addr.ok:
@@ -207,6 +212,8 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
                     name = link.get("ifname", "")
                     if "mtu" in link:
                         mtus[name] = int(link["mtu"])
+                    if isinstance(link.get("flags"), list):
+                        links_up[name] = "UP" in link["flags"]
                     for a in link.get("addr_info", []):
                         if a.get("family") == "inet" or (
                                 a.get("family") == "inet6" and a.get("scope") == "global"):
@@ -235,6 +242,7 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
         machine=snap.machine, time=now, interfaces=interfaces, addresses=tuple(addresses),
         mtus=mtus, ip_forward=ip_forward, bgp=bgp, errors=errors,
         bgp_asked=summary is not None, bgp_daemon="bird" if "bird_status" in o else "frr",
+        links_up=links_up,
     )
 
 

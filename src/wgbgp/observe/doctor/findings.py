@@ -37,6 +37,8 @@ class Code(StrEnum):
 
     MACHINE_UNREACHABLE = auto(), 0, "the machine could not be inspected at all"
     WG_INTERFACE_MISSING = auto(), 1, "the WireGuard interface the topology needs is not up"
+    WG_INTERFACE_DOWN = (auto(), 1, "a WireGuard interface exists but is down (ip link): it "
+                         "carries nothing, and wg-quick's routes through it are gone")
     WG_KEY_MISMATCH = auto(), 1, "a live public key differs from the topology"
     WG_ENDPOINT_MISMATCH = (auto(), 1, "a client dials a different endpoint than the hub "
                             "listens on")
