@@ -50,6 +50,8 @@ class Code(StrEnum):
                            "expired (no keepalive)")
     WG_NO_KEEPALIVE = auto(), 1, "PersistentKeepalive is off on a client behind NAT"
     ALLOWEDIPS_NARROW = auto(), 1, "a peer's AllowedIPs do not cover addresses it must carry"
+    NEIGHBOR_OUTSIDE_ALLOWEDIPS = (auto(), 1, "a BGP neighbour's address is outside every "
+                                   "WireGuard peer's AllowedIPs: WireGuard drops the packets")
     HUB_UNREACHABLE = (auto(), 1, "the tunnel is up but the hub's tunnel address does not "
                        "answer")
     CLIENT_UNREACHABLE = auto(), 1, "the hub cannot reach a client's tunnel address"
