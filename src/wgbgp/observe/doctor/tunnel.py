@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ...compile.plan import Tunnel, TunnelPeer
 from ...model.schema import split_endpoint
+from ...words import plural
 from ..expect import covers
 from ..wireguard import WgInterface
-from ...words import plural
 from .context import Context
 from .findings import Code
 
@@ -113,7 +113,11 @@ def judge_allowed_ips(ctx: Context, m: str, tunnel: Tunnel, tp: TunnelPeer,
         f"on {m}: `wg set {tunnel.interface} peer {live.public_key} allowed-ips "
         f"{','.join(map(str, tp.allowed_ips))}` and the same in "
         f"/etc/wireguard/{tunnel.interface}.conf (wgbgp apply does both); WireGuard "
-        f"drops packets to or from addresses outside a peer's AllowedIPs",
+        f"drops packets to or from addresses outside a peer's AllowedIPs"
+        + (f". 0.0.0.0/0 needs `Table = off` under [Interface] (wgbgp renders it), or "
+           f"wg-quick routes everything through the tunnel; else list what the peer must "
+           f"carry: {', '.join([*live.allowed_ips, *(str(n) for n, _ in missing)])}"
+           if any(str(a) in ("0.0.0.0/0", "::/0") for a in tp.allowed_ips) else ""),
         layer=1 if tunnel_level else 5)
 
 
