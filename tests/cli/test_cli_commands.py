@@ -263,11 +263,11 @@ def test_examples_check_cleanly(example):
 
 CLASSIC_TREE = [
     "friend/etc/frr/frr.conf", "friend/etc/sysctl.d/90-wgbgp.conf",
-    "friend/etc/wireguard/wg-vps.conf",
+    "friend/etc/wireguard/wg-vps.conf", "friend/var/lib/wgbgp/intent.json",
     "laptop/etc/frr/frr.conf", "laptop/etc/sysctl.d/90-wgbgp.conf",
-    "laptop/etc/wireguard/wg-vps.conf",
+    "laptop/etc/wireguard/wg-vps.conf", "laptop/var/lib/wgbgp/intent.json",
     "vps/etc/sysctl.d/90-wgbgp.conf", "vps/etc/wgbgp/nftables.nft",
-    "vps/etc/wireguard/wg-vps.conf",
+    "vps/etc/wireguard/wg-vps.conf", "vps/var/lib/wgbgp/intent.json",
 ]
 
 
@@ -276,7 +276,7 @@ def test_render_out_writes_a_mirrored_tree_with_modes(tmp_path):
     result = run("render", CLASSIC, "--out", out)
     assert result.exit_code == 0, result.output
     assert tree(out) == CLASSIC_TREE
-    assert "wrote 9 files for 3 machines" in result.stderr
+    assert "wrote 12 files for 3 machines" in result.stderr
     for f in CLASSIC_TREE:
         expected = {"wireguard": 0o600, "frr": 0o640}.get(f.split("/")[2], 0o644)
         assert mode(out / f) == expected, f

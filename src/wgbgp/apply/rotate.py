@@ -135,8 +135,8 @@ def rotate_key(topology_path: Path, machine: str, executors: Mapping[str, Execut
         tunnels = [t for t in plan.tunnels if t.hub == hub]
         t_cut = time.monotonic()
         progress(f"applying {hub} (it drops {machine}'s old key)")
-        r = apply_machine(executors[hub], render_machine(plans[hub], secrets=secrets or None),
-                          enable_at_boot=False)
+        r = apply_machine(executors[hub], render_machine(
+            plans[hub], secrets=secrets or None, plans=plans), enable_at_boot=False)
         result.hubs[hub] = r
         if not r.ok:
             raise RotateError(

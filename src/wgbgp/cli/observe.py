@@ -16,6 +16,7 @@ from ..compile import Plan, compile_topology
 from ..observe.doctor import CODES, LAYERS, Report, diagnose
 from ..observe.exporter import DEFAULT_LISTEN, parse_listen, peer_names, registry_for
 from ..observe.gather import Observation, gather
+from ..observe.intent import INTENT_PATH, IntentError, read_intent
 from ..observe.locate import locate
 from ..observe.status import MachineStatus, collect, snapshot, status_from_snapshot
 from ..transport import (
@@ -44,11 +45,35 @@ TOPOLOGY_HELP = "Topology file: tells which machine this is and what should be t
 NODE_HELP = "This machine's name in the topology (default: recognised by key or address)."
 
 
+INTENT_HELP = (f"Without a topology, judge this machine against the plan `wgbgp apply` "
+               f"left in {INTENT_PATH} (--no-intent: by its live state alone).")
+
+
 def _plans(topology: Path | None, as_json: bool = False) -> dict[str, Plan] | None:
     if topology is None:
         return None
     topo, _warnings = read_topology(topology, as_json=as_json)
     return compile_topology(topo)
+
+
+def _from_intent(node: str | None, executor: Executor
+                 ) -> tuple[dict[str, Plan] | None, str | None]:
+    """(plans, this machine) from the intent apply left on this machine, or (None, node)
+    when there is none. Says on stderr which plan it judges against."""
+    try:
+        intent = read_intent(executor)
+    except IntentError as exc:
+        fail(f"cannot read the plan wgbgp apply left: {exc}",
+             f"run `wgbgp apply` again (it rewrites {INTENT_PATH}), remove the file, or "
+             f"pass --no-intent", EXIT_BAD_INPUT)
+    if intent is None:
+        return None, node
+    if node and node != intent.machine:
+        fail(f"--node {node}: this machine was applied as {intent.machine} ({intent.path})",
+             "pass the topology file to judge it as another machine, or drop --node")
+    err.print(f"this is {intent.machine} (judged against the plan wgbgp apply left in "
+              f"{intent.path}; --no-intent: live facts only)", markup=False)
+    return intent.plans, intent.machine
 
 
 def _identify(plans: dict[str, Plan] | None, node: str | None,
@@ -112,7 +137,9 @@ def status_tables(status: MachineStatus, names: dict[str, str]) -> Group:
         for p in iface.peers:
             age = p.handshake_age(status.time)
             colour = "green" if age is not None and age <= 180 else "red"
-            wg.add_row(iface.name, names.get(p.public_key, p.public_key[:10] + "…"),
+            shown = (Text(f"{iface.name} (down)", style="red")
+                     if status.links_up.get(iface.name) is False else iface.name)
+            wg.add_row(shown, names.get(p.public_key, p.public_key[:10] + "…"),
                        p.endpoint or "-", Text(_age(age), style=colour), _bytes(p.rx_bytes),
                        _bytes(p.tx_bytes), f"{p.keepalive} s" if p.keepalive else
                        Text("off", style="yellow"), ", ".join(p.allowed_ips))
@@ -154,6 +181,7 @@ def status(
                                                   "instead of this machine."),
     known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
     netns: Path | None = NETNS,
+    intent: bool = typer.Option(True, "--intent/--no-intent", help=INTENT_HELP),
 ) -> None:
     """Tunnels (endpoint as seen, handshake, bytes), BGP sessions and routes of a machine.
 
@@ -161,6 +189,8 @@ def status(
     """
     plans = _plans(topology, as_json)
     executor: Executor = LocalExecutor()
+    if plans is None and intent and not ssh:
+        plans, node = _from_intent(node, executor)
     if ssh:
         if topology is None or node is None:
             fail("--ssh needs the topology and --node", "e.g. wgbgp status T.yaml -n vps --ssh")
@@ -260,6 +290,7 @@ def doctor(
     replay: Path | None = typer.Option(None, "--from", help="Judge a saved observation "
                                        "instead of this machine."),
     codes: bool = typer.Option(False, "--codes", help="List every finding code and exit."),
+    intent: bool = typer.Option(True, "--intent/--no-intent", help=INTENT_HELP),
 ) -> None:
     """Find what is wrong, bottom-up (tunnel, forwarding, BGP, routes, MTU), and how to fix it.
 
@@ -273,6 +304,8 @@ def doctor(
     else:
         plans = _plans(topology, as_json)
         executor = LocalExecutor()
+        if plans is None and intent:
+            plans, node = _from_intent(node, executor)
         name = _identify(plans, node, executor) or "localhost"
         executor = LocalExecutor(name)
         executors: dict[str, Executor] = {name: executor}
@@ -333,6 +366,8 @@ def exporter(
         fail(str(exc))
     plans = _plans(topology)
     executor = LocalExecutor()
+    if plans is None:
+        plans, node = _from_intent(node, executor)
     name = _identify(plans, node, executor)
     if name:
         executor = LocalExecutor(name)

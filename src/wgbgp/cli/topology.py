@@ -167,7 +167,8 @@ def render_all(
             fail(f"{keys / (m + '.key')} does not belong to {m}: its public key is "
                  f"{public_key(private)}, the topology declares {declared}",
                  f"paste {public_key(private)} as {m}'s public_key, or use {m}'s own key file")
-    return {m: render_machine(plans[m], privates[m], secrets or None) for m in machines}
+    return {m: render_machine(plans[m], privates[m], secrets or None, plans=plans)
+            for m in machines}
 
 
 def render(

@@ -61,7 +61,7 @@ def restart(lab: Lab, name: str) -> ApplyResult:
     topology, _ = parse(path.read_text(), str(path))
     plans = compile_topology(topology)
     secrets = read_secrets([plans[name]], path.parent)
-    files = render_machine(plans[name], secrets=secrets or None)
+    files = render_machine(plans[name], secrets=secrets or None, plans=plans)
     (result,) = apply_many([(lab.machine(name).executor(), files)],
                            enable_at_boot=False).values()
     return result

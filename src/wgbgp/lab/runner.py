@@ -145,7 +145,7 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
             report.timings["total"] = time.monotonic() - t0
             return report
         progress("applying configs (wg-quick, FRR) with `wgbgp apply`'s code")
-        jobs = [(executors[n], render_machine(plans[n], secrets=secrets or None))
+        jobs = [(executors[n], render_machine(plans[n], secrets=secrets or None, plans=plans))
                 for n in plans]
         report.results = apply_many(jobs, enable_at_boot=False, max_parallel=APPLY_PARALLEL)
         failed = [r for r in report.results.values() if not r.ok]

@@ -50,6 +50,9 @@ class BgpNeighbor:
     connections_established: int | None = None
     connections_dropped: int | None = None
     admin_down: bool = False
+    # FRR says it discards every outbound update for want of an export policy (RFC 8212,
+    # `bgp ebgp-requires-policy`, on by default): it sends this neighbour nothing.
+    outbound_discarded: bool = False
 
     @property
     def established(self) -> bool:
@@ -236,6 +239,9 @@ def parse_neighbors(summary: str, neighbors: str | None = None) -> tuple[
                                                 s.get("connectionsEstablished"))),
             connections_dropped=_int(d.get("connectionsDropped", s.get("connectionsDropped"))),
             admin_down="Admin" in state or bool(d.get("adminShutDown")),
+            outbound_discarded=any("missing policy" in str(f.get("outboundEbgpRequiresPolicy",
+                                                                 "")).lower()
+                                   for f in families.values() if isinstance(f, dict)),
         ))
     return router_id, asn, tuple(out)
 

@@ -54,6 +54,22 @@ BIRD_COMMANDS: dict[str, list[str]] = {
 }
 
 
+ROUTE_GET = "route_get"  # snapshot key prefix: `ip -j route get HOST`, one per endpoint
+
+
+def dialled_hosts(wg: CommandResult) -> list[str]:
+    """The endpoint addresses of peers without keepalive, from `wg show all dump`."""
+    if not wg.ok:
+        return []
+    try:
+        interfaces = parse_dump(wg.stdout)
+    except DumpError:
+        return []
+    hosts = [p.endpoint.rsplit(":", 1)[0].strip("[]") for i in interfaces for p in i.peers
+             if p.endpoint and p.keepalive is None]
+    return list(dict.fromkeys(hosts))
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Raw outputs of the status commands on one machine, at one moment."""
@@ -102,6 +118,12 @@ def snapshot(executor: Executor, plan: Plan | None = None, *, timeout: float = 1
             out = CommandResult(("cat", "/proc/sys/net/ipv4/ip_forward"), 0 if text else 1,
                          text or "", "")
         outputs[key] = out
+    if plan is None:
+        # Without a plan, whether a peer we dial sits behind NAT is a local fact: the
+        # source address this machine uses towards the peer's endpoint.
+        for host in dialled_hosts(outputs["wg"]):
+            outputs[f"{ROUTE_GET} {host}"] = capture(executor, ["ip", "-j", "route", "get",
+                                                                host], timeout)
     summary = outputs.get("bgp_summary")
     if plan is None and summary is not None and not summary.ok:
         status = capture(executor, BIRD_COMMANDS["bird_status"], timeout)
@@ -136,6 +158,12 @@ class MachineStatus:
     errors: dict[str, str] = field(default_factory=dict)
     bgp_asked: bool = True  # False when the plan says this machine runs no BGP
     bgp_daemon: str = "frr"  # whom BGP was asked: "frr" (vtysh) or "bird" (birdc)
+    # Per interface: administratively up (`ip link set ... up`, flag UP). A WireGuard
+    # interface that is down still lists its peers in `wg show`, and carries nothing.
+    links_up: dict[str, bool] = field(default_factory=dict)
+    # Per peer endpoint address: the source address this machine sends to it from
+    # (`ip route get`), asked only without a plan (for NAT). Empty when not asked.
+    sources: dict[str, str] = field(default_factory=dict)
 
     def interface(self, name: str) -> WgInterface | None:
         return next((i for i in self.interfaces if i.name == name), None)
@@ -158,6 +186,7 @@ class MachineStatus:
         tunnels = []
         for i in self.interfaces:
             t = dict(i.to_json(self.time), mtu=self.mtus.get(i.name),
+                     up=self.links_up.get(i.name),
                      addresses=[str(a) for a in self.addresses_on(i.name)])
             for p in t["peers"]:
                 p["name"] = names.get(p["public_key"])
@@ -199,6 +228,7 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
 
     addresses: list[Address] = []
     mtus: dict[str, int] = {}
+    links_up: dict[str, bool] = {}
     addr = o.get("addresses")
     if addr is not None:
         if addr.ok:
@@ -207,6 +237,8 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
                     name = link.get("ifname", "")
                     if "mtu" in link:
                         mtus[name] = int(link["mtu"])
+                    if isinstance(link.get("flags"), list):
+                        links_up[name] = "UP" in link["flags"]
                     for a in link.get("addr_info", []):
                         if a.get("family") == "inet" or (
                                 a.get("family") == "inet6" and a.get("scope") == "global"):
@@ -225,6 +257,16 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
         else:
             errors["ip_forward"] = fwd.error
 
+    sources: dict[str, str] = {}
+    for key, out in o.items():
+        if key.startswith(ROUTE_GET + " ") and out.ok:
+            try:
+                src = (json.loads(out.stdout or "[]") or [{}])[0].get("prefsrc")
+            except (ValueError, AttributeError, IndexError):
+                continue
+            if src:
+                sources[key.split(" ", 1)[1]] = str(src)
+
     bgp = None
     summary = o.get("bgp_summary") or o.get("bird_status")
     if summary is not None:
@@ -235,6 +277,7 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
         machine=snap.machine, time=now, interfaces=interfaces, addresses=tuple(addresses),
         mtus=mtus, ip_forward=ip_forward, bgp=bgp, errors=errors,
         bgp_asked=summary is not None, bgp_daemon="bird" if "bird_status" in o else "frr",
+        links_up=links_up, sources=sources,
     )
 
 

@@ -9,6 +9,7 @@ from .files import (
     check_secret,
     render_bird,
     render_frr,
+    render_intent,
     render_machine,
     render_nftables,
     render_sysctl,
@@ -17,5 +18,5 @@ from .files import (
 )
 
 __all__ = ["BIRD_CONF", "FRR_CONF", "RenderedFile", "SecretError", "Secrets", "check_secret",
-           "render_bird", "render_frr", "render_machine", "render_nftables", "render_sysctl",
-           "render_wireguard", "secrets_needed"]
+           "render_bird", "render_frr", "render_intent", "render_machine", "render_nftables",
+           "render_sysctl", "render_wireguard", "secrets_needed"]

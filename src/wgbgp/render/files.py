@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from ..compile.intent import INTENT_PATH, intent_json
 from ..compile.plan import BgpSession, Plan, Prefix, SecretRef, Tunnel
 from ..model.keys import InvalidKey, decode_key
 from .prefix_lists import bird_prefix_set, frr_prefix_list
@@ -279,13 +280,25 @@ def render_nftables(plan: Plan) -> RenderedFile | None:
 
 
 def render_machine(plan: Plan, private_key: str | None = None,
-                   secrets: Secrets | None = None) -> list[RenderedFile]:
+                   secrets: Secrets | None = None, *,
+                   plans: Mapping[str, Plan] | None = None) -> list[RenderedFile]:
     """Every file one machine needs, in the order apply installs them.
 
     `secrets` holds the value of every secret in `secrets_needed(plan)`; SecretError names
-    the first one missing or malformed (never its value)."""
+    the first one missing or malformed (never its value). With `plans` (the whole
+    topology's), the machine's intent file comes last (`render_intent`)."""
     files = [render_wireguard(plan, t, private_key, secrets) for t in plan.tunnels]
     frr = render_frr(plan) if secrets is None else render_frr(plan, secrets)
     bird = render_bird(plan) if secrets is None else render_bird(plan, secrets)
     files += [f for f in (frr, bird, render_sysctl(plan), render_nftables(plan)) if f]
+    if plans is not None:
+        files.append(render_intent(plans, plan.machine))
     return files
+
+
+def render_intent(plans: Mapping[str, Plan], machine: str) -> RenderedFile:
+    """/var/lib/wgbgp/intent.json: what should run on `machine`, for `wgbgp status` and
+    `doctor` there without the topology (compile.intent). Public data only (public keys,
+    addresses, ASNs, prefixes; secrets by name, never by value), so it is world-readable
+    like the output of `ip addr`: a monitoring user may read it."""
+    return RenderedFile(INTENT_PATH, intent_json(plans, machine), 0o644, "intent")

@@ -15,6 +15,7 @@ from ..gather import Observation
 from ..probe import ProbeResult
 from ..status import MachineStatus
 from ..wireguard import WgPeer
+from .aliases import match_interfaces
 from .daemon import Daemon
 from .findings import Check, Code, Verdict
 
@@ -34,7 +35,10 @@ class Context:
         self.obs = obs
         self.plans = plans
         self.exp = Expected(plans)
-        self.st: Mapping[str, MachineStatus] = obs.statuses
+        # Live interfaces under their tunnel's plan name (a hand-made `wg0` is `wg-vps`
+        # to the judges); messages name them as they are on the machine (`add`).
+        statuses, self.aliases = match_interfaces(plans, obs.statuses)
+        self.st: Mapping[str, MachineStatus] = statuses
         self.checks: list[Check] = []
         self._seen: dict[tuple[str, str, str], Check] = {}
         # The finding that breaks a client's own tunnel; a pair's path; a pair's session;
@@ -59,7 +63,10 @@ class Context:
         key = (str(code), machine, subject)
         if key in self._seen:
             return self._seen[key]
-        check = Check(code, machine, subject, verdict, message, tuple(evidence), fix,
+        def live(text: str) -> str:
+            return self.aliases.rewrite(machine, text)
+        check = Check(code, machine, subject, verdict, live(message),
+                      tuple(live(e) for e in evidence), live(fix),
                       because.ref if because else None, layer)
         self._seen[key] = check
         self.checks.append(check)
@@ -92,6 +99,12 @@ class Context:
         return warning
 
     # -- lookups -----------------------------------------------------------------------
+    def interface_fault(self, machine: str, interface: str) -> Check | None:
+        """The finding that `machine`'s tunnel interface is missing or down, if any."""
+        subject = f"interface {interface}"
+        return (self.found(Code.WG_INTERFACE_MISSING, machine, subject)
+                or self.found(Code.WG_INTERFACE_DOWN, machine, subject))
+
     def daemon(self, machine: str) -> Daemon:
         """The BGP daemon the topology gives `machine` (FRR unless it says BIRD)."""
         plan = self.plans.get(machine)

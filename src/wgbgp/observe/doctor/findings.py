@@ -37,6 +37,8 @@ class Code(StrEnum):
 
     MACHINE_UNREACHABLE = auto(), 0, "the machine could not be inspected at all"
     WG_INTERFACE_MISSING = auto(), 1, "the WireGuard interface the topology needs is not up"
+    WG_INTERFACE_DOWN = (auto(), 1, "a WireGuard interface exists but is down (ip link): it "
+                         "carries nothing, and wg-quick's routes through it are gone")
     WG_KEY_MISMATCH = auto(), 1, "a live public key differs from the topology"
     WG_ENDPOINT_MISMATCH = (auto(), 1, "a client dials a different endpoint than the hub "
                             "listens on")
@@ -48,6 +50,8 @@ class Code(StrEnum):
                            "expired (no keepalive)")
     WG_NO_KEEPALIVE = auto(), 1, "PersistentKeepalive is off on a client behind NAT"
     ALLOWEDIPS_NARROW = auto(), 1, "a peer's AllowedIPs do not cover addresses it must carry"
+    NEIGHBOR_OUTSIDE_ALLOWEDIPS = (auto(), 1, "a BGP neighbour's address is outside every "
+                                   "WireGuard peer's AllowedIPs: WireGuard drops the packets")
     HUB_UNREACHABLE = (auto(), 1, "the tunnel is up but the hub's tunnel address does not "
                        "answer")
     CLIENT_UNREACHABLE = auto(), 1, "the hub cannot reach a client's tunnel address"

@@ -24,7 +24,7 @@ def judge_handshakes(ctx: Context, c: str) -> None:
             elif ctx.observed(hub):
                 judge_from_hub(ctx, c, hub, tunnel)
             continue
-        own = ctx.found(Code.WG_INTERFACE_MISSING, c, f"interface {tunnel.interface}")
+        own = ctx.interface_fault(c, tunnel.interface)
         if own:
             ctx.tunnel_fault[c] = own
             ctx.skip(Code.WG_NO_HANDSHAKE, c, f"tunnel to {hub}", own)
@@ -105,8 +105,10 @@ def judge_handshake(ctx: Context, c: str, hub: str, tunnel: Tunnel) -> None:
 
 def hub_side_cause(ctx: Context, hub: str, client: str, tunnel: Tunnel) -> Check | None:
     """A finding on the hub (or its absence) that keeps `client`'s tunnel down."""
-    for code, subject in ((Code.WG_INTERFACE_MISSING, f"interface {tunnel.interface}"),
-                          (Code.MACHINE_UNREACHABLE, hub),
+    down = ctx.interface_fault(hub, tunnel.interface)
+    if down:
+        return down
+    for code, subject in ((Code.MACHINE_UNREACHABLE, hub),
                           (Code.WG_KEY_MISMATCH, f"{tunnel.interface} own key"),
                           (Code.WG_KEY_MISMATCH, f"peer {client}"),
                           (Code.WG_ENDPOINT_MISMATCH, f"{tunnel.interface} listen port")):

@@ -12,8 +12,9 @@ from ...compile.plan import Plan
 from ..gather import Observation
 from . import bgp, datapath, forwarding, handshake, routes, tunnel
 from .context import Context
-from .findings import Code, Report
+from .findings import CODES, Code, Report
 from .live import diagnose_live
+from .local import judge_local
 
 
 def diagnose(observation: Observation, plans: Mapping[str, Plan] | None = None) -> Report:
@@ -58,6 +59,45 @@ def judge_all(ctx: Context) -> None:
         datapath.judge_mtu_to_hub(ctx, c)
     for c in ctx.exp.clients:
         datapath.judge_data(ctx, c)
+    for c in ctx.exp.clients:
+        if ctx.observed(c):
+            judge_config_facts(ctx, c)
+
+
+def judge_config_facts(ctx: Context, c: str) -> None:
+    """Mistakes in `c`'s configuration that a broken lower layer kept from being judged
+    (its sessions skipped because the tunnel drops their packets, say): each must be
+    fixed as well, so each is reported, not skipped. The keepalive and TTL the topology
+    asks for; then what `c` shows on its own (local), where the topology's judges have
+    not already said it."""
+    for t in ctx.plans[c].tunnels:
+        peer, _ = ctx.hub_peer(c, t)
+        want = next((tp.keepalive for tp in t.peers if tp.name == t.hub), None)
+        said = any(ch.machine == c and ch.code in (Code.WG_NO_KEEPALIVE,
+                                                   Code.NAT_MAPPING_EXPIRED)
+                   for ch in ctx.checks)
+        if peer is not None and want and peer.keepalive is None and not said:
+            ctx.add(Code.WG_NO_KEEPALIVE, c, f"tunnel to {t.hub}", "warn",
+                    f"{c} sends no keepalive to {t.hub}: once idle longer than its NAT's "
+                    f"UDP timeout, {t.hub} can no longer reach it",
+                    [f"{c}: PersistentKeepalive off (topology: {want} s)"],
+                    f"on {c}: `PersistentKeepalive = {want}` for {t.hub} in "
+                    f"/etc/wireguard/{t.interface}.conf (wgbgp apply)")
+    names = {str(s.peer_address): s.peer for s in ctx.exp.sessions(c)}
+    for s in ctx.exp.sessions(c):
+        n = ctx.neighbor(c, str(s.peer_address))
+        if n is not None and not n.established:
+            bgp.judge_neighbor(ctx, c, s.peer, s, n)
+    codes = {ch.code for ch in ctx.checks if ch.machine == c and ch.problem}
+    for ch in judge_local(c, ctx.st[c]):
+        if ch.code == Code.NEIGHBOR_OUTSIDE_ALLOWEDIPS and Code.ALLOWEDIPS_NARROW in codes:
+            continue
+        if ch.code == Code.POLICY_MISSING and ch.code not in codes or \
+                ch.code in (Code.NEIGHBOR_OUTSIDE_ALLOWEDIPS, Code.PREFIX_NOT_ORIGINATED):
+            address = ch.subject.split(" ")[-1]
+            subject = (f"session with {names[address]}" if address in names
+                       else ch.subject)
+            ctx.add(CODES[ch.code], c, subject, ch.verdict, ch.message, ch.evidence, ch.fix)
 
 
 def judge_machine(ctx: Context, m: str) -> None:

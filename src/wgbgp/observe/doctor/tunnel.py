@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ...compile.plan import Tunnel, TunnelPeer
 from ...model.schema import split_endpoint
+from ...words import plural
 from ..expect import covers
 from ..wireguard import WgInterface
 from .context import Context
@@ -33,6 +34,13 @@ def judge_interfaces(ctx: Context, m: str) -> None:
                     f"on {m}: `wg-quick up {tunnel.interface}` (or `wgbgp apply`); "
                     f"`journalctl`/stderr of wg-quick tells why it fails")
             continue
+        alias = ctx.aliases.names.get(m, {}).get(tunnel.interface)
+        if alias:
+            ctx.ok(Code.WG_INTERFACE_MISSING, m, subject,
+                   f"{m}'s tunnel to {tunnel.hub} is {alias[0]} here (the topology's "
+                   f"{tunnel.interface}), recognised by {alias[1]}")
+        if status.links_up.get(tunnel.interface) is False:
+            judge_down(ctx, m, tunnel)
         want = ctx.exp.public_key(m)
         if want and iface.public_key and iface.public_key != want:
             ctx.add(Code.WG_KEY_MISMATCH, m, f"{tunnel.interface} own key", "fail",
@@ -60,6 +68,18 @@ def judge_interfaces(ctx: Context, m: str) -> None:
                     f"set `MTU = {tunnel.mtu}` (or change network.mtu) and re-apply")
         for tp in tunnel.peers:
             judge_allowed_ips(ctx, m, tunnel, tp, iface)
+
+
+def judge_down(ctx: Context, m: str, tunnel: Tunnel) -> None:
+    """WG_INTERFACE_DOWN: the interface exists but is administratively down."""
+    name = tunnel.interface
+    peers = plural(len(tunnel.peers), "peer")
+    ctx.add(Code.WG_INTERFACE_DOWN, m, f"interface {name}", "fail",
+            f"{name} is down on {m}: it carries nothing to its {peers}",
+            [f"ip link: {name} is not UP (its peers are still configured: `wg show {name}`)"],
+            f"on {m}: `wgbgp apply` (brings {name} up and puts back the routes through it), "
+            f"or `wg-quick down {name} && wg-quick up {name}`; a bare `ip link set {name} "
+            f"up` leaves out the routes wg-quick installed for the peers' AllowedIPs")
 
 
 def judge_allowed_ips(ctx: Context, m: str, tunnel: Tunnel, tp: TunnelPeer,
@@ -93,7 +113,11 @@ def judge_allowed_ips(ctx: Context, m: str, tunnel: Tunnel, tp: TunnelPeer,
         f"on {m}: `wg set {tunnel.interface} peer {live.public_key} allowed-ips "
         f"{','.join(map(str, tp.allowed_ips))}` and the same in "
         f"/etc/wireguard/{tunnel.interface}.conf (wgbgp apply does both); WireGuard "
-        f"drops packets to or from addresses outside a peer's AllowedIPs",
+        f"drops packets to or from addresses outside a peer's AllowedIPs"
+        + (f". 0.0.0.0/0 needs `Table = off` under [Interface] (wgbgp renders it), or "
+           f"wg-quick routes everything through the tunnel; else list what the peer must "
+           f"carry: {', '.join([*live.allowed_ips, *(str(n) for n, _ in missing)])}"
+           if any(str(a) in ("0.0.0.0/0", "::/0") for a in tp.allowed_ips) else ""),
         layer=1 if tunnel_level else 5)
 
 
