@@ -63,7 +63,8 @@ _PROGRAMS: list[Program] = [
     *_all("systemd", "machine", "systemctl", when="the machine runs systemd (else none)"),
     *_all("coreutils", "machine", "base64", "sha256sum", "cat", "cp", "mv", "rm", "mkdir",
           "mktemp", "chmod", "chown", "date", "dirname", "id", "sort", "cut", "tr", "stat",
-          "sleep", "env", "true", "timeout", "ls", "echo", "uname", "chroot"),
+          "sleep", "env", "true", "timeout", "ls", "echo", "uname", "chroot",
+          "wc"),
     # `wgbgp bootstrap` installs with apt and reads dpkg's database (Debian, Ubuntu).
     *_all("apt", "machine", "apt-get", when="bootstrap installs packages"),
     *_all("sed", "machine", "sed"),
