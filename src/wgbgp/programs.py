@@ -80,7 +80,7 @@ _PROGRAMS: list[Program] = [
           "`wgbgp web`)"),
     *_all("chromium", "tests", "chromium"),
     *_all("chromium-driver", "tests", "chromedriver"),
-    *_all("prometheus", "tests", "promtool"),
+    *_all("prometheus", "tests", "promtool", "prometheus"),
     *_all("hostname", "tests", "hostname"),
     *_all("dpkg", "machine", "dpkg-query"),
     *_all("dpkg", "tests", "dpkg-deb"),

@@ -79,6 +79,7 @@ def state_json(latest: Latest, source: Source) -> dict[str, Any]:
                            else None),
         "machines": r.statuses if r else {},
         "doctor": r.doctor if r else None,
+        "doctor_at": r.doctor_at if r else None,
         "sessions": [{"a": e.a, "b": e.b, "kind": e.kind, "plane": e.plane,
                       "state": e.state, "detail": e.detail}
                      for e in (r.graph.edges if r else ()) if e.kind != "underlay"],

@@ -50,6 +50,7 @@ class Reading:
     graph: Graph
     seconds: float = 0.0  # how long reading the statuses took
     doctor_seconds: float | None = None
+    doctor_at: float | None = None  # when that report was taken
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,5 +75,7 @@ def read(source: Source, *, with_doctor: bool = True) -> Reading:
     status = statuses(source)
     seconds = time.monotonic() - t0
     report = doctor(source) if with_doctor else None
-    return Reading(time.time(), status, report, with_status(source.graph(), status), seconds,
-                   time.monotonic() - t0 - seconds if with_doctor else None)
+    now = time.time()
+    return Reading(now, status, report, with_status(source.graph(), status), seconds,
+                   time.monotonic() - t0 - seconds if with_doctor else None,
+                   now if with_doctor else None)

@@ -65,13 +65,14 @@ class Watcher:
         def change(old: Latest) -> Latest:
             r = old.reading
             reading = Reading(time.time(), status, r.doctor if r else None, graph, seconds,
-                              r.doctor_seconds if r else None, r.errors if r else {})
+                              r.doctor_seconds if r else None, r.doctor_at if r else None,
+                              r.errors if r else {})
             return Latest(reading, svg or old.svg, old.version, error)
         self._publish(change)
 
     def read_doctor(self) -> None:
         """Run doctor over every machine, publish its report."""
-        t0 = time.monotonic()
+        t0, at = time.monotonic(), time.time()
         errors: dict[str, str] = {}
         report: dict[str, Any] | None
         try:
@@ -86,7 +87,8 @@ class Watcher:
                 return old
             return replace(old, reading=replace(
                 r, doctor=report if report is not None else r.doctor,
-                doctor_seconds=seconds, errors=errors))
+                doctor_seconds=seconds, doctor_at=at if report is not None else r.doctor_at,
+                errors=errors))
         self._publish(change)
         self._ready.set()
 

@@ -116,8 +116,15 @@ function show(state) {
   document.getElementById("updated").textContent = state.taken_at ?
     `read ${new Date(state.taken_at * 1000).toLocaleTimeString()} in ${state.seconds} s (#${state.version})` : "";
   const findings = (doc && doc.findings) || [];
+  // Doctor probes, so it runs less often than the status is read: say how old it is, and
+  // do not call a network healthy that the status already shows broken.
+  document.getElementById("doctor-at").textContent = state.doctor_at ?
+    `(report from ${new Date(state.doctor_at * 1000).toLocaleTimeString()})` : "";
+  const none = !doc ? el("p", {}, "pending") : down > 0 ?
+    el("p", {class: "warn"}, "no finding yet: doctor runs again in a few seconds") :
+    el("p", {class: "state-up"}, "no problem found");
   document.getElementById("findings").replaceChildren(
-    ...(findings.length ? findings.map(finding) : [el("p", {class: "state-up"}, doc ? "no problem found" : "pending")]));
+    ...(findings.length ? findings.map(finding) : [none]));
   document.getElementById("machines").replaceChildren(machines(state));
 }
 
