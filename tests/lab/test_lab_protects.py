@@ -36,37 +36,65 @@ def wgbgp(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def machine_executor(lab: str, machine: str):
+    """The executor apply and observe use for a lab machine."""
+    from wgbgp.lab.build import open_lab  # the lab's modules need root: imported here
+
+    opened = open_lab(lab)
+    assert opened is not None, f"lab {lab} is not running"
+    return opened.machines[machine].executor()
+
+
 def on(lab: str, machine: str, *command: str) -> str:
-    """A command's stdout inside a lab machine (`wgbgp lab exec`)."""
-    proc = wgbgp("lab", "exec", "--name", lab, machine, "--", *command, ok=False)
-    assert proc.returncode == 0, f"{machine}: {' '.join(command)}: {proc.stderr}"
-    return proc.stdout
+    """A command's stdout inside a lab machine."""
+    return machine_executor(lab, machine).run(list(command)).stdout
 
 
 def digest(text: str) -> str:
     # `wg showconf` holds the private key: compare digests, never print the text.
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def machine_state(lab: str, machine: str) -> dict[str, object]:
-    """What apply could change on a machine: every config file (content, mode, mtime),
-    each WireGuard interface as `wg showconf` prints it, FRR's running config."""
+def configured(showconf: str, hub: bool) -> str:
+    """`wg showconf` without what the hub learns rather than is given: its clients'
+    endpoints, behind CG-NAT, roam (a NAT mapping renewed on a loaded machine may move to
+    another port). Everything apply sets stays."""
+    if not hub:
+        return showconf
+    return "".join(line for line in showconf.splitlines(keepends=True)
+                   if not line.startswith("Endpoint = "))
+
+
+def machine_state(lab: str, machine: str, hub: bool) -> dict[str, object]:
+    """What apply could change on a machine: every config file (mode, mtime, content's
+    digest), each WireGuard interface as `wg showconf` prints it, FRR's running config."""
     # (A directory a machine does not have is no error: the mesh hub has no /etc/frr.)
     listing = on(lab, machine, "sh", "-c", "find " + " ".join(CONFIG_DIRS) +
                  r" -type f -printf '%p %m %T@\n' 2>/dev/null; true")
-    files = {}
-    for line in sorted(listing.splitlines()):
-        path = line.split()[0]
-        files[line] = digest(on(lab, machine, "cat", path))
+    files = {line: digest(on(lab, machine, "cat", line.split()[0]))
+             for line in sorted(listing.splitlines())}
     interfaces = on(lab, machine, "wg", "show", "interfaces").split()
-    state: dict[str, object] = {
+    frr = machine_executor(lab, machine).run(["vtysh", "-c", "show running-config"],
+                                             check=False)
+    return {
         "files": files,
-        "wg": {i: digest(on(lab, machine, "wg", "showconf", i)) for i in interfaces},
+        "wg": {i: digest(configured(on(lab, machine, "wg", "showconf", i), hub))
+               for i in interfaces},
+        # The mesh hub runs no FRR.
+        "frr": digest(frr.stdout) if frr.returncode == 0 else None,
     }
-    frr = wgbgp("lab", "exec", "--name", lab, machine, "--", "vtysh", "-c",
-                "show running-config", ok=False)
-    state["frr"] = frr.stdout if frr.returncode == 0 else None  # the mesh hub runs no FRR
-    return state
+
+
+def changes(before: dict, after: dict) -> list[str]:
+    """What differs, by name only (no file content, no key)."""
+    out = [f"file {k}: {'gone' if k not in after['files'] else 'new'}"
+           for k in before["files"].keys() ^ after["files"].keys()]
+    out += [f"file {k.split()[0]}: content" for k in before["files"].keys() & after["files"].keys()
+            if before["files"][k] != after["files"][k]]
+    out += [f"wg {i}" for i in before["wg"].keys() | after["wg"].keys()
+            if before["wg"].get(i) != after["wg"].get(i)]
+    out += ["FRR running config"] if before["frr"] != after["frr"] else []
+    return out
 
 
 def sessions(lab: str, machine: str) -> dict[str, tuple[str, int, int, int]]:
@@ -120,9 +148,10 @@ def test_announcing_the_hubs_endpoint_is_refused_and_touches_nothing(bare_networ
         wait_until(f"{c}: sessions Established",
                    lambda c=c: (s := sessions(name, c)) and all(
                        v[0] == "Established" for v in s.values()), 60)
-    before = {m: machine_state(name, m) for m in machines}
+    before = {m: machine_state(name, m, m in good["hubs"]) for m in machines}
     up = {c: sessions(name, c) for c in clients}
     assert all(before[c]["frr"] for c in clients) and all(before[m]["wg"] for m in machines)
+    assert all(any("/etc/wireguard/" in f for f in before[m]["files"]) for m in machines)
 
     bad = yaml.safe_load(topology_path.read_text())
     bad["nodes"][clients[0]].setdefault("announce", []).append(str(covering))
@@ -146,9 +175,10 @@ def test_announcing_the_hubs_endpoint_is_refused_and_touches_nothing(bare_networ
     assert [p.name for p in work.iterdir()] == ["friends.yaml"]
 
     # Nothing changed on any machine, and the network runs on, untouched.
-    after = {m: machine_state(name, m) for m in machines}
+    after = {m: machine_state(name, m, m in good["hubs"]) for m in machines}
     for m in machines:
-        assert after[m] == before[m], f"{m} changed after a refused apply"
+        assert after[m] == before[m], f"{m} changed after a refused apply: " \
+            f"{changes(before[m], after[m])}"
     for c in clients:
         stays(f"{c}: the same sessions, Established, never reset",
               lambda c=c: same_sessions(up[c], sessions(name, c)), 3,
