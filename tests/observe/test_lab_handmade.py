@@ -127,7 +127,7 @@ def test_hand_made_client_with_and_without_the_topology(classic: Classic) -> Non
         assert classic.sh("friend", "wg", "show", "wg0").returncode == 0
 
         def live() -> dict | None:
-            rc, report, err = classic.doctor("friend")
+            _rc, report, err = classic.doctor("friend")
             assert "judged against the plan" not in err
             return report if "POLICY_MISSING" in codes(report) else None  # bgpd is up
         report = wait_until("bgpd up with the hand-made frr.conf", live, timeout=60)

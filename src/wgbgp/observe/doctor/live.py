@@ -90,9 +90,9 @@ def sessions(m: str, status: MachineStatus, local: list[Check]) -> list[Check]:
         if not n.established:
             cause = next((c for c in local if c.verdict == "fail" and (
                 c.subject in (f"neighbour {n.address}", f"session with {n.address}")
-                or c.code == Code.WG_INTERFACE_DOWN and any(
+                or (c.code == Code.WG_INTERFACE_DOWN and any(
                     c.subject == f"interface {i.name}"
-                    for i, _, _ in covering(status, n.address)))), None)
+                    for i, _, _ in covering(status, n.address))))), None)
             if cause:
                 checks.append(_skip(Code.BGP_SESSION_DOWN, m, subject, cause))
                 continue

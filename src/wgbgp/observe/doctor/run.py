@@ -92,7 +92,7 @@ def judge_config_facts(ctx: Context, c: str) -> None:
     for ch in judge_local(c, ctx.st[c]):
         if ch.code == Code.NEIGHBOR_OUTSIDE_ALLOWEDIPS and Code.ALLOWEDIPS_NARROW in codes:
             continue
-        if ch.code == Code.POLICY_MISSING and ch.code not in codes or \
+        if (ch.code == Code.POLICY_MISSING and ch.code not in codes) or \
                 ch.code in (Code.NEIGHBOR_OUTSIDE_ALLOWEDIPS, Code.PREFIX_NOT_ORIGINATED):
             address = ch.subject.split(" ")[-1]
             subject = (f"session with {names[address]}" if address in names
