@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from ..apply.secrets import read_secrets
-from ..compile import Plan, compile_topology, peering_count, session_counts
+from ..compile import Plan, compile_topology, neighbour_names, peering_count, session_counts
 from ..model import Issue, Topology
 from ..model.examples import starter_text
 from ..model.keys import InvalidKey, decode_key, public_key
@@ -150,6 +150,11 @@ def render_all(
     Secrets the topology names are read here, where wgbgp runs (relative files from
     `secrets_base`, the topology's directory)."""
     plans = compile_topology(topo, machines)  # only what these machines need
+    # Each machine's intent file also holds its neighbours' plans.
+    extra = {n for m in machines for n in neighbour_names(plans[m])} - set(plans)
+    if extra:
+        plans.update(compile_topology(topo, extra))
+        plans = {m: plans[m] for m in [*topo.hubs, *topo.nodes] if m in plans}  # the topology's order
     issues = missing_keys(plans, machines, topo)
     if issues:
         fail("cannot render without those public keys", issues=issues)

@@ -43,11 +43,16 @@ class IntentError(ValueError):
 def neighbourhood(plans: Mapping[str, Plan], machine: str) -> dict[str, Plan]:
     """The plans `machine`'s judgement needs: its own and its neighbours' (see module doc),
     in the topology's order."""
-    me = plans[machine]
-    names = {machine, *(t.hub for t in me.tunnels),
-             *(p.name for t in me.tunnels for p in t.peers),
-             *(s.peer for s in (me.bgp.sessions if me.bgp else ()))}
+    names = neighbour_names(plans[machine])
     return {n: p if n == machine else _trim(p, names) for n, p in plans.items() if n in names}
+
+
+def neighbour_names(me: Plan) -> set[str]:
+    """`me`'s machine and every machine its intent holds: its hubs, tunnel peers and BGP
+    neighbours (what `render --node` must compile besides the machine itself)."""
+    return {me.machine, *(t.hub for t in me.tunnels),
+            *(p.name for t in me.tunnels for p in t.peers),
+            *(s.peer for s in (me.bgp.sessions if me.bgp else ()))}
 
 
 def _trim(plan: Plan, names: set[str]) -> Plan:
