@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from obsrig import Rig
 
 from wgbgp.model.keys import generate_private_key, public_key
-from wgbgp.observe.gather import gather
+from wgbgp.observe import gather
 from wgbgp.transport import CommandFailed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "doctor"

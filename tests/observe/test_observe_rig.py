@@ -13,9 +13,7 @@ from collections.abc import Iterator
 import pytest
 from obsrig import Rig
 
-from wgbgp.observe.doctor import diagnose
-from wgbgp.observe.gather import gather
-from wgbgp.observe.status import collect
+from wgbgp.observe import collect, diagnose, gather
 
 pytestmark = pytest.mark.real_tools("wg", "wg-quick", "wireguard-go", "vtysh", "nft",
                                     "nsenter", "unshare", root=True)

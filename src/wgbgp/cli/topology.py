@@ -180,7 +180,7 @@ def render(
     """Render each machine's wg-quick, FRR, sysctl and (hubs) nftables configs."""
     topo, warnings = read_topology(topology)
     print_issues(warnings)
-    known = [*topo.hubs, *topo.nodes]
+    known = list(topo.machines)
     unknown = [n for n in node if n not in known]
     if unknown:
         fail(f"unknown machine {', '.join(unknown)}", f"known: {', '.join(known)}")

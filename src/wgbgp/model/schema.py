@@ -9,6 +9,7 @@ today stay valid.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Annotated, Any, Literal
 
@@ -404,3 +405,16 @@ class Topology(Section):
         """The hub or node called `name` (validation keeps hub and node names apart);
         KeyError when there is neither."""
         return self.hubs[name] if name in self.hubs else self.nodes[name]
+
+    @property
+    def machines(self) -> dict[str, Hub | Node]:
+        """Every hub and node by name, hubs first, in the file's order."""
+        return {**self.hubs, **self.nodes}
+
+    def located(self) -> Iterator[tuple[str, str, Hub | Node]]:
+        """(section, name, machine) for every hub, then every node: the section ("hubs" or
+        "nodes") and the name begin the machine's location in the file."""
+        for name, hub in self.hubs.items():
+            yield "hubs", name, hub
+        for name, node in self.nodes.items():
+            yield "nodes", name, node

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ..compile.plan import Plan
+from ..compile import Plan
 from ..transport import Executor
 from .expect import Expected
 from .status import MachineStatus, collect
