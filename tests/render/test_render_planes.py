@@ -7,20 +7,9 @@ import subprocess
 
 import pytest
 
-from topogen import doc, load, pub
+from topogen import load, pub, topo
 from wgbgp.compile import compile_topology
 from wgbgp.render import render_frr, render_machine
-
-
-def topo(nodes: int = 3, mode: str = "mesh", hubs: int = 1, **network) -> dict:
-    d = doc(nodes, mode=mode, **network)
-    for i in range(1, hubs):
-        d["hubs"][f"h{i}"] = {"endpoint": f"203.0.113.{20 + i}:51820",
-                              "overlay": f"10.{i}.0.0/24", "public_key": pub(f"h{i}")}
-    if mode == "hub":
-        for hub in d["hubs"].values():
-            hub["asn"] = 64600
-    return d
 
 
 def frr_text(d: dict, machine: str) -> str:
