@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..compile.plan import KEY_DIR
+from ..model.fields import NAME_RE
 from ..model.keys import InvalidKey, decode_key
-from ..model.schema import NAME_RE
 from ..transport import Executor
 from .changes import mask_output
 from .scripts import KEYGEN

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..fields import PAIR
 from ..issues import Issue, error, warning
 from ..keys import InvalidKey, public_key
-from ..schema import PAIR, Topology
+from ..schema import Topology
 
 # user:password@host: a password where only a login belongs (possessive: "ssh://" is
 # a scheme, never a user "ssh" with password "//...").
