@@ -9,14 +9,23 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+import labenv
+
 # Property tests build and parse whole topologies: allow a little more time per example.
 settings.register_profile("wgbgp", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("wgbgp")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """`@pytest.mark.real_tools("wg", ..., root=True)`: skip, saying why, when the test
-    cannot run here (not root, or a named binary is not installed)."""
+    """Skip, saying why, a test that cannot run here, before its fixtures build anything:
+    `@pytest.mark.lab(*needs)` (root, the underlay's tools and `needs`: labenv.py) and
+    `@pytest.mark.real_tools("wg", ..., root=True)` (not root, or a binary missing)."""
+    lab = item.get_closest_marker("lab")
+    if lab is not None:
+        reason = labenv.skip_reason(*lab.args)
+        if reason:
+            pytest.skip(reason)
     marker = item.get_closest_marker("real_tools")
     if marker is None:
         return

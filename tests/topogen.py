@@ -41,6 +41,19 @@ def doc(nodes: int = 2, *, hub: str = "vps", keys: bool = True, **network) -> di
     return d
 
 
+def topo(nodes: int = 3, mode: str = "mesh", hubs: int = 1, **network) -> dict:
+    """`doc` with `hubs` hubs (vps, then h1, h2, ... each on its own plane 10.I.0.0/24);
+    in hub mode every hub gets ASN 64600 (a route server)."""
+    d = doc(nodes, mode=mode, **network)
+    for i in range(1, hubs):
+        d["hubs"][f"h{i}"] = {"endpoint": f"203.0.113.{20 + i}:51820",
+                              "overlay": f"10.{i}.0.0/24", "public_key": pub(f"h{i}")}
+    if mode == "hub":
+        for hub in d["hubs"].values():
+            hub["asn"] = 64600
+    return d
+
+
 def text(d: dict) -> str:
     return yaml.safe_dump(d, sort_keys=False)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 
-from wgbgp.apply import apply_machine, plan_machine
+from wgbgp.apply import apply_machine, plan_machine, plan_steps
 from wgbgp.apply.changes import FRR_DAEMONS, compute_changes, daemons_file
 from wgbgp.apply.drift import parse_wg_config, peer_drift, route_drift
 from wgbgp.apply.probe import parse_probe, probe_args, sysctl_key, sysctl_path
-from wgbgp.apply.steps import plan_steps
 from wgbgp.render import RenderedFile
 
 T = "\t"

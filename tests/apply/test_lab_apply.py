@@ -8,8 +8,6 @@ applies the topology it needs (which is a no-op when it is already in place).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import uuid
 from ipaddress import IPv4Address
@@ -22,27 +20,12 @@ from wgbgp.apply import apply_machine, down_machine, plan_machine, remote_keygen
 from wgbgp.apply.daemons import Daemons
 from wgbgp.apply.parallel import apply_many
 from wgbgp.compile import compile_topology
+from wgbgp.lab.build import build_lab
+from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec
 from wgbgp.model import parse
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr")
 
-
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "lab tests need root (network and mount namespaces)"
-    for tool in ("wireguard-go", "wg-quick", "vtysh", "nft", "nsenter", "unshare"):
-        if shutil.which(tool) is None:
-            return f"lab tests need {tool}"
-    if not os.path.exists("/usr/lib/frr/frrinit.sh"):
-        return "lab tests need FRR (/usr/lib/frr/frrinit.sh)"
-    return None
-
-
-if _skip_reason():
-    pytest.skip(_skip_reason(), allow_module_level=True)
-
-from wgbgp.lab.build import build_lab  # noqa: E402  (needs root-only modules to be usable)
-from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec  # noqa: E402
 
 HUB_IP = "203.0.113.10"
 CLIENTS = {"laptop": (65010, "10.0.0.10"), "friend": (65020, "10.0.0.2"),

@@ -12,17 +12,14 @@ import uuid
 from ipaddress import IPv4Address
 
 import pytest
-from test_lab_apply import CLIENTS, HUB_IP, Net, _skip_reason
+from test_lab_apply import CLIENTS, HUB_IP, Net
 
 from wgbgp.apply import apply_machine, plan_machine
+from wgbgp.lab.build import build_lab
+from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr")
 
-if _skip_reason():
-    pytest.skip(_skip_reason(), allow_module_level=True)
-
-from wgbgp.lab.build import build_lab  # noqa: E402
-from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec  # noqa: E402
 
 ANNOUNCED = {"laptop": "100.100.100.1", "friend": "100.100.100.2"}
 

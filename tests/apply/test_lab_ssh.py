@@ -7,35 +7,25 @@ management network; host keys verified against a known_hosts file. Root only.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import uuid
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from wgbgp.apply import apply_machine, remote_keygen
 from wgbgp.apply.parallel import apply_many
 from wgbgp.compile import compile_topology
+from wgbgp.lab.build import build_lab
+from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec
+from wgbgp.lab.state import NETNS_DIR
 from wgbgp.model import parse
 from wgbgp.render import render_machine
 from wgbgp.transport import CommandFailed, SSHExecutor, netns_connector
 
-pytestmark = pytest.mark.lab
-
-if os.geteuid() != 0:
-    pytest.skip("lab tests need root (network and mount namespaces)", allow_module_level=True)
-for _tool in ("wireguard-go", "vtysh", "/usr/sbin/sshd"):
-    if shutil.which(_tool) is None:
-        pytest.skip(f"lab tests need {_tool}", allow_module_level=True)
-
-import asyncssh  # noqa: E402
-
-from wgbgp.lab.build import build_lab  # noqa: E402
-from wgbgp.lab.spec import CarrierSpec, ClientSpec, HubSpec, LabSpec  # noqa: E402
-from wgbgp.lab.state import NETNS_DIR  # noqa: E402
+pytestmark = pytest.mark.lab("wireguard", "frr", "sshd")
 
 HUB_IP = "203.0.113.10"
 SSHD_DIR = "/run/wgbgp-test-sshd"  # /run is private to each lab machine

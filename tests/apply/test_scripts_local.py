@@ -6,9 +6,9 @@ import base64
 import os
 import stat
 
+from wgbgp.apply import probe
 from wgbgp.apply.changes import MASK, sha256_text
 from wgbgp.apply.down import parse_manifest
-from wgbgp.apply.probe import probe
 from wgbgp.apply.scripts import INSTALL, RESTORE, UNINSTALL
 from wgbgp.transport import LocalExecutor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from wgbgp.apply.changes import CurrentFile, compute_changes
+from wgbgp.apply import CurrentFile, compute_changes
 from wgbgp.apply.probe import MANIFEST, MachineState
 from wgbgp.apply.steps import BIRD_CONF, FRR_CONF, plan_steps
 from wgbgp.render import RenderedFile

@@ -5,19 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from topogen import doc, load, pub
+from topogen import load, topo
 from wgbgp.compile import compile_topology, peering_count, session_counts
-
-
-def topo(nodes: int, mode: str = "mesh", hubs: int = 1, **network) -> dict:
-    d = doc(nodes, mode=mode, **network)
-    for i in range(1, hubs):
-        d["hubs"][f"h{i}"] = {"endpoint": f"203.0.113.{20 + i}:51820",
-                              "overlay": f"10.{i}.0.0/24", "public_key": pub(f"h{i}")}
-    if mode == "hub":
-        for hub in d["hubs"].values():
-            hub["asn"] = 64600
-    return d
 
 
 def compiled(d: dict) -> tuple[dict[str, int], int]:

@@ -7,20 +7,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topogen import doc, load, pub, topology_docs
+from topogen import load, pub, topo, topology_docs
 from wgbgp.compile import compile_topology, session_count
 from wgbgp.compile.mesh import MESH_MULTIHOP, ROUTE_SERVER_LIST
-
-
-def topo(nodes: int = 3, mode: str = "mesh", hubs: int = 1, **network) -> dict:
-    d = doc(nodes, mode=mode, **network)
-    for i in range(1, hubs):
-        d["hubs"][f"h{i}"] = {"endpoint": f"203.0.113.{20 + i}:51820",
-                              "overlay": f"10.{i}.0.0/24", "public_key": pub(f"h{i}")}
-    if mode == "hub":
-        for hub in d["hubs"].values():
-            hub["asn"] = 64600
-    return d
 
 
 def test_hub_mode_hub_is_a_route_server():

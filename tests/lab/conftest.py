@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import os
-import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from labenv import DAEMONS, skip_reason
 from wgbgp.lab.build import Lab, build_lab
 from wgbgp.lab.spec import LabSpec, classic_spec
 from wgbgp.lab.state import teardown
 
-UNDERLAY_TOOLS = ("ip", "nft", "nsenter", "unshare", "findmnt", "sysctl", "ping")
-WG_TOOLS = ("wg", "wg-quick", "wireguard-go")
-FRR_TOOLS = ("vtysh", "/usr/lib/frr/frrinit.sh", "/usr/lib/frr/frr-reload.py")
 
-
-def _missing(tools: tuple[str, ...]) -> list[str]:
-    return [t for t in tools if not (os.access(t, os.X_OK) if t.startswith("/")
-                                     else shutil.which(t))]
-
-
-def require(*tools: str) -> None:
-    """Skip the calling test unless we are root and `tools` are installed."""
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root (network and mount namespaces)")
-    missing = _missing(UNDERLAY_TOOLS + tools)
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)} (apt-get install the lab packages)")
+def require(*needs: str) -> None:
+    """Skip the calling test unless this machine has what `needs` names (labenv.py), for
+    the fixtures below: a module's `lab` marker already checks root and the underlay."""
+    reason = skip_reason(*needs)
+    if reason:
+        pytest.skip(reason)
 
 
 def unique(prefix: str) -> str:
@@ -46,12 +36,12 @@ def lab_name():
 
 @pytest.fixture
 def wg_tools() -> None:
-    require(*WG_TOOLS)
+    require("wireguard")
 
 
 @pytest.fixture
 def frr_tools() -> None:
-    require(*FRR_TOOLS)
+    require("frr")
 
 
 class LabFactory:
@@ -138,7 +128,7 @@ def udp_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def daemons_required() -> None:
     """Skip unless root with the underlay tools, WireGuard and FRR installed."""
-    require(*WG_TOOLS, *FRR_TOOLS)
+    require(*DAEMONS)
 
 
 @pytest.fixture

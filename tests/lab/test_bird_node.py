@@ -13,30 +13,26 @@ the lab's bring-up are issue 6's (tests/lab/test_hostile.py).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_hostile import Net, _flood, _write_secret, wgbgp
+from hostilenet import Net, cli_lab, flood, secret, wgbgp, write_secret
 
 from labwait import stays
 from wgbgp.apply import apply_machine
 from wgbgp.apply.secrets import read_secrets
 from wgbgp.compile import compile_topology
 from wgbgp.lab import faults
-from wgbgp.lab.build import open_lab
 from wgbgp.lab.runner import kernel_routes, wait_converged
-from wgbgp.lab.state import lab_dir
 from wgbgp.model import parse
 from wgbgp.observe.bird import parse_protocols
 from wgbgp.render import render_machine
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr", "bird")
 
 TOPOLOGY = """\
 network:
@@ -50,8 +46,6 @@ nodes:
   mallory: {asn: 65030, announce: [100.100.64.0/18], more_specifics: 32}
   builder: {asn: 65040, announce: [100.100.3.0/24], daemon: bird}
 """
-TOOLS = ("ip", "nft", "wg", "wg-quick", "wireguard-go", "vtysh", "ping", "nsenter", "bird",
-         "birdc")
 
 
 class BirdNet(Net):
@@ -85,32 +79,14 @@ class BirdNet(Net):
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory) -> Iterator[BirdNet]:
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root (network and mount namespaces)")
-    missing = [t for t in TOOLS if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)}")
     root = tmp_path_factory.mktemp("birdnode")
     (root / "secrets").mkdir(mode=0o700)
     secrets = []
     for pair in ("alice-builder", "alice-mallory", "builder-mallory"):
-        secrets.append(base64.b64encode(os.urandom(12)).decode().rstrip("=")
-                       .replace("/", "_").replace("+", "-"))
-        _write_secret(root / "secrets" / f"md5-{pair}", secrets[-1])
-    (root / "topology.yaml").write_text(TOPOLOGY)
-    name = f"brd{os.getpid() % 100000}"
-    placeholder = BirdNet(name, None, root / "lab.yaml", {}, secrets)  # type: ignore[arg-type]
-    try:
-        wgbgp(placeholder, "lab", "up", str(root / "topology.yaml"), "--name", name)
-        lab = open_lab(name)
-        assert lab is not None
-        shutil.copy(lab_dir(name) / "topology.yaml", root / "lab.yaml")
-        plans = compile_topology(parse((root / "lab.yaml").read_text())[0])
-        yield BirdNet(name, lab, root / "lab.yaml",
-                      {n: str(p.tunnels[0].address.ip) for n, p in plans.items()}, secrets,
-                      placeholder.transcript)
-    finally:
-        wgbgp(None, "lab", "down", "--name", name, check=False)
+        secrets.append(secret())
+        write_secret(root / "secrets" / f"md5-{pair}", secrets[-1])
+    with cli_lab(BirdNet, root, TOPOLOGY, f"brd{os.getpid() % 100000}", secrets) as net:
+        yield net
 
 
 def test_converged_with_md5_on_every_bird_session(net: BirdNet) -> None:
@@ -126,7 +102,7 @@ def test_flood_trips_birds_import_limit_on_that_session_only(net: BirdNet) -> No
     through the import filter): past its limit (1 declared + 10) BIRD closes mallory's
     session. builder's session with alice is untouched, with its routes."""
     since = net.protocols()["alice"].since
-    _flood(net, "100.100.65.0/24", "add")  # 100.100.65.0 - 100.100.104.15, inside the /18
+    flood(net, "100.100.65.0/24", "add")  # 100.100.65.0 - 100.100.104.15, inside the /18
     net.conf("mallory", "router bgp 65030", "address-family ipv4 unicast", "redistribute kernel")
     try:
         net.wait("builder closing mallory's session", lambda: "limit" in (
@@ -148,7 +124,7 @@ def test_flood_trips_birds_import_limit_on_that_session_only(net: BirdNet) -> No
     finally:
         net.conf("mallory", "router bgp 65030", "address-family ipv4 unicast",
                  "no redistribute kernel")
-        _flood(net, "100.100.65.0/24", "del")
+        flood(net, "100.100.65.0/24", "del")
         net.vtysh("alice", f"clear bgp {net.addr['mallory']}")
         net.x("builder").run(["birdc", "restart", "mallory_v4"], check=False)
     net.wait("mallory back at builder", lambda: net.bird_states()["mallory"] == "Established")

@@ -12,30 +12,27 @@ The last one greps everything wgbgp printed and every log and lab file for the s
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
+from hostilenet import FLOOD, Net, cli_lab, flood, secret, wgbgp, write_secret
 
-from labwait import stays, wait_until
+from labwait import stays
 from wgbgp.apply import apply_machine
 from wgbgp.apply.secrets import read_secrets
 from wgbgp.compile import compile_topology
-from wgbgp.lab.build import Lab, open_lab
 from wgbgp.lab.state import lab_dir
 from wgbgp.model import parse
 from wgbgp.model.keys import generate_private_key
 from wgbgp.render import render_machine
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr")
 
 TOPOLOGY = """\
 # Issue 6's hostile lab: mallory attacks, alice and bob must not notice.
@@ -62,82 +59,7 @@ nodes:
 """
 INTERNET = "198.18.0.1"  # the lab's Internet namespace
 HUB_PUBLIC = "203.0.113.10"
-FLOOD = 10_000
 LOG = "/var/log/frr/bgpd-hostile.log"
-
-
-def wgbgp(net: Net | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "wgbgp", *args], capture_output=True,
-                          text=True, timeout=300)
-    if net is not None:
-        net.transcript.append(f"$ wgbgp {' '.join(args)}\n{proc.stdout}{proc.stderr}")
-    if check and proc.returncode != 0:
-        raise AssertionError(f"wgbgp {' '.join(args)} -> {proc.returncode}\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@dataclass
-class Net:
-    name: str
-    lab: Lab
-    topology_file: Path          # the lab's copy (lab keys, absolute secret paths)
-    addr: dict[str, str]         # tunnel address by machine
-    secrets: list[str]           # every secret value this lab has used
-    transcript: list[str] = field(default_factory=list)
-
-    def x(self, machine: str):
-        return self.lab.machines[machine].executor()
-
-    def sh(self, machine: str, script: str, check: bool = True) -> str:
-        res = self.x(machine).run(["sh", "-c", script], check=check, timeout=120)
-        return res.stdout
-
-    def vtysh(self, machine: str, *commands: str) -> str:
-        argv = ["vtysh"]
-        for c in commands:
-            argv += ["-c", c]
-        return self.x(machine).run(argv, timeout=120).stdout
-
-    def conf(self, machine: str, *lines: str) -> None:
-        self.vtysh(machine, "conf t", *lines)
-
-    def peers(self, machine: str) -> dict[str, dict]:
-        """BGP neighbours by name: state, prefixes received, uptime (ms)."""
-        names = {a: n for n, a in self.addr.items()}
-        data = json.loads(self.vtysh(machine, "show bgp summary json"))
-        return {names[a]: p for a, p in data["ipv4Unicast"]["peers"].items()}
-
-    def states(self, machine: str) -> dict[str, str]:
-        return {n: p["state"] for n, p in self.peers(machine).items()}
-
-    def bgp_paths(self, machine: str, prefix: str) -> list[str]:
-        """Who `machine` has a BGP path for `prefix` from (empty: none)."""
-        names = {a: n for n, a in self.addr.items()}
-        data = json.loads(self.vtysh(machine, f"show ip bgp {prefix} json") or "{}")
-        return sorted(names.get(p.get("peer", {}).get("peerId"), "self")
-                      for p in data.get("paths", []))
-
-    def installed(self, machine: str) -> set[str]:
-        data = json.loads(self.vtysh(machine, "show ip route bgp json"))
-        return {p for p, routes in data.items() if any(r.get("installed") for r in routes)}
-
-    def wait(self, what: str, check, timeout: float = 30.0) -> None:
-        wait_until(what, check, timeout)
-
-    def honest_ok(self) -> None:
-        """alice and bob: Established with each other, each other's routes installed."""
-        assert self.states("alice")["bob"] == "Established"
-        assert self.states("bob")["alice"] == "Established"
-        assert "100.100.2.0/24" in self.installed("alice")
-        assert {"100.100.1.0/24", "172.16.77.0/24"} <= self.installed("bob")
-
-    def ping(self, machine: str, target: str, source: str | None = None, count: int = 2
-             ) -> bool:
-        argv = ["ping", "-n", "-q", "-c", str(count), "-W", "1", target]
-        if source:
-            argv[1:1] = ["-I", source]
-        return self.x(machine).run(argv, check=False, timeout=30).ok
 
 
 def nft_counter(text: str, rule: str) -> int:
@@ -155,52 +77,24 @@ def hub_nft(net: Net, chain: str) -> str:
 
 # --- the lab ----------------------------------------------------------------------------
 
-TOOLS = ("ip", "nft", "wg", "wg-quick", "wireguard-go", "vtysh", "ping", "nsenter")
-
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory) -> Net:
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root (network and mount namespaces)")
-    missing = [t for t in TOOLS if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)}")
+def net(tmp_path_factory) -> Iterator[Net]:
     # Under /tmp: machines see the host's /tmp (their /run is their own).
     root = tmp_path_factory.mktemp("hostile")
     (root / "secrets").mkdir(mode=0o700)
     secrets = []
     for pair in ("alice-bob", "alice-mallory", "bob-mallory"):
-        secrets.append(base64.b64encode(os.urandom(12)).decode().rstrip("=").replace("/", "_")
-                       .replace("+", "-"))
-        _write_secret(root / "secrets" / f"md5-{pair}", secrets[-1])
+        secrets.append(secret())
+        write_secret(root / "secrets" / f"md5-{pair}", secrets[-1])
     for node in ("alice", "bob", "mallory"):
         secrets.append(generate_private_key())  # a preshared key has the same form
-        _write_secret(root / "secrets" / f"psk-{node}-vps", secrets[-1])
-    (root / "topology.yaml").write_text(TOPOLOGY)
-    name = f"hst{os.getpid() % 100000}"
-    placeholder = Net(name, None, root / "lab.yaml", {}, secrets)  # type: ignore[arg-type]
-    try:
-        wgbgp(placeholder, "lab", "up", str(root / "topology.yaml"), "--name", name)
-        lab = open_lab(name)
-        assert lab is not None
-        shutil.copy(lab_dir(name) / "topology.yaml", root / "lab.yaml")
-        topology, _ = parse((root / "lab.yaml").read_text())
-        plans = compile_topology(topology)
-        net = Net(name, lab, root / "lab.yaml",
-                  {n: str(p.tunnels[0].address.ip) for n, p in plans.items()}, secrets,
-                  placeholder.transcript)
+        write_secret(root / "secrets" / f"psk-{node}-vps", secrets[-1])
+    with cli_lab(Net, root, TOPOLOGY, f"hst{os.getpid() % 100000}", secrets) as net:
         # Receivers log BGP updates (with why each was refused) to a file we can read.
         for node in ("alice", "bob"):
             net.conf(node, f"log file {LOG} debugging", "debug bgp updates in")
         yield net
-    finally:
-        wgbgp(None, "lab", "down", "--name", name, check=False)
-
-
-def _write_secret(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
 
 
 def announce(net: Net, machine: str, *prefixes: str) -> None:
@@ -307,23 +201,12 @@ def test_hostile_announcements_rejected_everywhere(net: Net, kind: str, prefixes
 
 # --- 4. floods --------------------------------------------------------------------------
 
-def _flood(net: Net, base: str, verb: str) -> None:
-    start = IPv4Network(base).network_address
-    batch = "".join(f"route {verb} blackhole {start + i}/32\n" for i in range(FLOOD))
-    path = Path(f"/tmp/wgbgp-{net.name}-flood.batch")
-    path.write_text(batch)
-    try:
-        net.x("mallory").run(["ip", "-force", "-batch", str(path)], check=False, timeout=120)
-    finally:
-        path.unlink()
-
-
 def test_flood_of_undeclared_prefixes_is_dropped_on_arrival(net: Net) -> None:
     """10,000 prefixes nobody declared: every one refused by the prefix-list, nothing
     stored; no session is touched (refused prefixes never count against max-prefix)."""
     before = {n: net.installed(n) for n in ("alice", "bob")}
     refused = {n: _denials(net, n) for n in ("alice", "bob")}
-    _flood(net, "100.110.0.0/18", "add")
+    flood(net, "100.110.0.0/18", "add")
     net.conf("mallory", "ip prefix-list OWN seq 1000 permit any", "router bgp 65030",
              "address-family ipv4 unicast", "redistribute kernel")
     try:
@@ -338,7 +221,7 @@ def test_flood_of_undeclared_prefixes_is_dropped_on_arrival(net: Net) -> None:
         net.conf("mallory", "router bgp 65030", "address-family ipv4 unicast",
                  "no redistribute kernel", "exit-address-family", "exit",
                  "no ip prefix-list OWN seq 1000 permit any")
-        _flood(net, "100.110.0.0/18", "del")
+        flood(net, "100.110.0.0/18", "del")
 
 
 def _denials(net: Net, receiver: str) -> int:
@@ -350,7 +233,7 @@ def test_flood_within_its_allowance_trips_max_prefix_on_that_session_only(net: N
     through the prefix-list): max-prefix (declared 1 + margin 10) closes mallory's
     sessions; alice and bob keep theirs, with their routes, and the log says why."""
     uptime = net.peers("alice")["bob"]["peerUptimeMsec"]
-    _flood(net, "100.100.65.0/24", "add")  # 100.100.65.0 - 100.100.104.15, inside the /18
+    flood(net, "100.100.65.0/24", "add")  # 100.100.65.0 - 100.100.104.15, inside the /18
     net.conf("mallory", "router bgp 65030", "address-family ipv4 unicast",
              "redistribute kernel")
     try:
@@ -370,7 +253,7 @@ def test_flood_within_its_allowance_trips_max_prefix_on_that_session_only(net: N
     finally:
         net.conf("mallory", "router bgp 65030", "address-family ipv4 unicast",
                  "no redistribute kernel")
-        _flood(net, "100.100.65.0/24", "del")
+        flood(net, "100.100.65.0/24", "del")
         for receiver in ("alice", "bob"):
             net.vtysh(receiver, f"clear bgp {net.addr['mallory']}")
     for receiver in ("alice", "bob"):

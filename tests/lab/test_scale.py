@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -26,7 +25,7 @@ from wgbgp.lab.state import teardown
 from wgbgp.model import parse
 from wgbgp.render import render_machine
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr", "bird")
 
 HUB_MODE = """\
 network: {name: rs, overlay: 10.70.0.0/24, mode: hub}
@@ -61,18 +60,10 @@ nodes:
 MAX_OUTAGE = 3.0
 
 
-TOOLS = ("ip", "nft", "nsenter", "unshare", "ping", "wg", "wg-quick", "wireguard-go", "vtysh",
-         "/usr/lib/frr/frrinit.sh", "/usr/lib/frr/frr-reload.py", "bird", "birdc")
 
 
 def build(text: str, prefix: str) -> Iterator[Lab]:
     """A lab of `text` (a topology), up and converged, torn down afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root (network and mount namespaces)")
-    missing = [t for t in TOOLS if not (os.access(t, os.X_OK) if t.startswith("/")
-                                        else shutil.which(t))]
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)}")
     name = f"{prefix}{os.getpid() % 100000}"
     topology, _ = parse(text, "test")
     try:

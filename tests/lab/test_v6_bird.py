@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from wgbgp.observe.bird import neighbors, parse_protocols
 from wgbgp.observe.status import collect
 from wgbgp.render import render_machine
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr", "bird")
 
 TOPOLOGY = """\
 network: {name: mixed, overlay: 10.42.0.0/24, overlay6: 'fd42:42:42::/64'}
@@ -40,19 +39,6 @@ nodes:
 """
 
 
-TOOLS = ("ip", "nft", "nsenter", "unshare", "ping", "wg", "wg-quick", "wireguard-go", "vtysh",
-         "bird", "birdc")
-
-
-def require_v6_lab() -> None:
-    """Skip unless root with the lab's tools, FRR and BIRD installed."""
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root (network and mount namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if not os.path.exists("/usr/lib/frr/frrinit.sh"):
-        missing.append("frr")
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)}")
 
 
 def unique(prefix: str) -> str:
@@ -78,7 +64,6 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net() -> Iterator[Net]:
-    require_v6_lab()
     name = unique("v6b")
     topology, _ = parse(TOPOLOGY, "mixed.yaml")
     try:

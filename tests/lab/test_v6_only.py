@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr")
 # A copy: commands record an address lock beside the topology (not in the repository).
 EXAMPLE = Path(shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "ipv6.yaml",
                            tempfile.mkdtemp(prefix="wgbgp-v6-")))
@@ -32,12 +32,6 @@ def wgbgp(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def lab_name():
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root")
-    missing = [t for t in ("wg-quick", "wireguard-go", "vtysh", "nft", "nsenter")
-               if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)}")
     name = f"v6o{os.getpid() % 100000}"
     yield name
     wgbgp("lab", "down", "--name", name, check=False)

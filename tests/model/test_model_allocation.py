@@ -61,7 +61,7 @@ def test_overlay_without_room_for_hub_and_clients(overlay):
 def test_allocation_properties(d):
     topology = load(d)
     got = allocate(topology)
-    machines = {**topology.hubs, **topology.nodes}
+    machines = topology.machines
     # Every machine has an address, inside the overlay, a host address, all distinct.
     assert set(got) == set(machines)
     overlay = topology.network.overlay
@@ -93,7 +93,7 @@ def test_appending_nodes_moves_no_one(d, extra):
 def test_unpinned_take_lowest_free_addresses(d):
     topology = load(d)
     got = allocate(topology)
-    machines = {**topology.hubs, **topology.nodes}
+    machines = topology.machines
     pinned = {m.address for m in machines.values() if m.address is not None}
     allocated = [got[n] for n, m in machines.items() if m.address is None]
     free = [a for a in topology.network.overlay.hosts() if a not in pinned]

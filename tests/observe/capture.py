@@ -17,11 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # labwait
 
 from obsrig import Rig
 
+from labwait import wait_until
 from wgbgp.model.keys import generate_private_key, public_key
-from wgbgp.observe.gather import gather
+from wgbgp.observe import gather
 from wgbgp.transport import CommandFailed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "doctor"
@@ -41,12 +43,12 @@ def bgp_states(rig: Rig) -> list[str]:
 
 
 def wait(cond: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.5)
-    print(f"  (timed out waiting for {what})")
+    """labwait.wait_until, but the capture goes on after a timeout: it records the state
+    it finds, and says it timed out."""
+    try:
+        wait_until(what, cond, timeout)
+    except AssertionError as exc:
+        print(f"  ({exc})")
 
 
 def sessions_down(rig: Rig) -> bool:
@@ -270,8 +272,7 @@ def main(names: list[str]) -> None:
     rig = Rig("capture")
     rig.up()
     try:
-        if not rig.wait_established(60):
-            raise SystemExit("rig did not come up")
+        rig.wait_established(60)
         for name in names or list(SCENARIOS):
             capture(rig, name)
     finally:

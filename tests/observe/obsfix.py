@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wgbgp.compile import Plan, compile_topology
 from wgbgp.model import parse
-from wgbgp.observe.gather import Observation
+from wgbgp.observe import Observation
 from wgbgp.observe.status import COMMANDS, Snapshot
 from wgbgp.transport import CommandResult
 

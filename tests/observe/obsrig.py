@@ -1,6 +1,8 @@
 """A throwaway three-machine rig (hub + two clients) for observe's own tests and fixtures.
 
-Not the lab: no carrier, no NAT, just enough to run real wireguard-go and a real FRR with
+Not the lab, on purpose: no carrier, no NAT, no sshd, no apply (files are written and
+daemons started directly), so a fault in wgbgp.lab or apply cannot hide behind an
+observe test; just enough to run real wireguard-go and a real FRR with
 the configs wgbgp renders, so collectors can be tested against the real tools and their
 outputs captured as fixtures. Each machine is a network namespace plus a private mount
 namespace held open by a `sleep` process (private /etc/wireguard, /etc/frr, /run/frr,
@@ -22,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # labwait, run as a script
+from labwait import wait_until
 from wgbgp.compile import Plan, compile_topology
 from wgbgp.model import parse
 from wgbgp.model.examples import classic_text
@@ -192,20 +196,19 @@ class Rig:
     def executors(self) -> dict[str, LocalExecutor]:
         return {n: node.executor() for n, node in self.nodes.items()}
 
-    def wait_established(self, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                states = [json.loads(self.vtysh(n, "show bgp summary json"))
-                          for n in ("laptop", "friend")]
-                # Established, and the neighbour's prefixes received.
-                if all(p.get("state") == "Established" and p.get("pfxRcd")
-                       for s in states for p in s["ipv4Unicast"]["peers"].values()):
-                    return True
-            except (CommandFailed, KeyError, json.JSONDecodeError):
-                pass
-            time.sleep(0.5)
-        return False
+    def established(self) -> bool:
+        """Every session Established, and the neighbour's prefixes received."""
+        try:
+            states = [json.loads(self.vtysh(n, "show bgp summary json"))
+                      for n in ("laptop", "friend")]
+            return all(p.get("state") == "Established" and bool(p.get("pfxRcd"))
+                       for s in states for p in s["ipv4Unicast"]["peers"].values())
+        except (CommandFailed, KeyError, json.JSONDecodeError):  # not up yet
+            return False
+
+    def wait_established(self, timeout: float = 30) -> None:
+        """AssertionError unless `established` within `timeout` seconds."""
+        wait_until("the rig's sessions Established with prefixes", self.established, timeout)
 
     def down(self) -> None:
         data = self._load()
@@ -266,7 +269,8 @@ if __name__ == "__main__":
     cmd, tag, *rest = sys.argv[1:]
     if cmd == "up":
         r = Rig(tag).up()
-        print("established" if r.wait_established() else "NOT established")
+        r.wait_established()
+        print("established")
     elif cmd == "down":
         Rig.attach(tag).down()
     elif cmd == "exec":

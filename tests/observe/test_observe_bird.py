@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wgbgp.observe import bird
+from wgbgp.observe import Snapshot, bird, status_from_snapshot
 from wgbgp.observe.frr import parse_neighbors
-from wgbgp.observe.status import Snapshot, status_from_snapshot
 from wgbgp.transport import CommandResult
 
 FIX = Path(__file__).parent / "fixtures" / "bird"

@@ -11,11 +11,10 @@ from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
 from wgbgp.cli.main import app
+from wgbgp.observe import ProbeResult, ProbeSpec, collect, snapshot, status_from_snapshot
 from wgbgp.observe.exporter import parse_listen, peer_names, registry_for
 from wgbgp.observe.gather import gather, mtu_search, plan_probes
 from wgbgp.observe.locate import locate
-from wgbgp.observe.probe import ProbeResult, ProbeSpec
-from wgbgp.observe.status import collect, snapshot, status_from_snapshot
 from wgbgp.transport import CommandResult
 
 runner = CliRunner()
@@ -72,7 +71,7 @@ def test_errors_are_recorded_not_raised() -> None:
 
 def test_frr_missing_and_bgpd_alone_down() -> None:
     base = raw("healthy", "laptop", "bgp_summary")
-    from wgbgp.observe.status import Snapshot
+    from wgbgp.observe import Snapshot
     for out, want in ((CommandResult(base.argv, 127, "", "No such file"),
                        "vtysh: command not found"),
                       (CommandResult(base.argv, 1, "", "% Can't open configuration file "
@@ -250,8 +249,8 @@ def test_cli_doctor_bad_inputs(tmp_path: Path) -> None:
 def test_without_a_topology_a_bird_node_is_read_as_one() -> None:
     """No plan says which daemon runs: FRR does not answer, BIRD does, so BIRD is asked.
     Doctor without a topology then speaks of the sessions BIRD reports."""
+    from wgbgp.observe import Observation
     from wgbgp.observe.doctor import diagnose_live
-    from wgbgp.observe.gather import Observation
     fixtures = Path(__file__).parent / "fixtures" / "bird"
     obs, _ = scenario("bird_down")
     answers = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -37,10 +36,8 @@ from wgbgp.observe.status import collect
 from wgbgp.render import render_machine
 from wgbgp.transport import Executor
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr", "bash", "timeout")
 
-TOOLS = ("ip", "nft", "nsenter", "unshare", "wg", "wg-quick", "wireguard-go", "vtysh", "ping",
-         "bash", "timeout")
 
 
 @dataclass
@@ -87,11 +84,6 @@ class ClassicLab:
 
 @pytest.fixture(scope="module")
 def classic() -> Iterator[ClassicLab]:
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)}")
     name = f"obs{os.getpid() % 100000}"
     topo, _ = parse(classic_text(), "classic.yaml")
     report = up(topo, name=name, timeout=90)

@@ -13,9 +13,7 @@ from collections.abc import Iterator
 import pytest
 from obsrig import Rig
 
-from wgbgp.observe.doctor import diagnose
-from wgbgp.observe.gather import gather
-from wgbgp.observe.status import collect
+from wgbgp.observe import collect, diagnose, gather
 
 pytestmark = pytest.mark.real_tools("wg", "wg-quick", "wireguard-go", "vtysh", "nft",
                                     "nsenter", "unshare", root=True)
@@ -23,12 +21,10 @@ pytestmark = pytest.mark.real_tools("wg", "wg-quick", "wireguard-go", "vtysh", "
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
     r = Rig(f"t{os.getpid() % 10**6}")
     r.up()
     try:
-        assert r.wait_established(60), "rig did not converge"
+        r.wait_established(60)
         yield r
     finally:
         r.down()

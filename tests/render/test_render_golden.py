@@ -17,7 +17,7 @@ import pytest
 
 from wgbgp.compile import compile_topology
 from wgbgp.model import parse
-from wgbgp.render.files import render_machine
+from wgbgp.render import render_machine
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -7,20 +7,9 @@ import subprocess
 
 import pytest
 
-from topogen import doc, load, pub
+from topogen import load, pub, topo
 from wgbgp.compile import compile_topology
 from wgbgp.render import render_frr, render_machine
-
-
-def topo(nodes: int = 3, mode: str = "mesh", hubs: int = 1, **network) -> dict:
-    d = doc(nodes, mode=mode, **network)
-    for i in range(1, hubs):
-        d["hubs"][f"h{i}"] = {"endpoint": f"203.0.113.{20 + i}:51820",
-                              "overlay": f"10.{i}.0.0/24", "public_key": pub(f"h{i}")}
-    if mode == "hub":
-        for hub in d["hubs"].values():
-            hub["asn"] = 64600
-    return d
 
 
 def frr_text(d: dict, machine: str) -> str:
@@ -200,7 +189,7 @@ def test_dual_stack_planes_have_both_families(mode):
         assert "neighbor CLIENTS6 route-server-client" in hub
         assert [line for line in hub if line.startswith("ipv6 prefix-list FROM6-n1 ")] == [
             "ipv6 prefix-list FROM6-n1 seq 5 permit 2001:db8:1::/48"]
-    from wgbgp.render.files import render_bird
+    from wgbgp.render import render_bird
     bird = render_bird(plans["n2"]).text
     assert "bfd on;" in bird and "bgp_local_pref = 90;" in bird
     assert ("direct;" in bird) == (mode == "hub")
@@ -209,7 +198,7 @@ def test_dual_stack_planes_have_both_families(mode):
 @pytest.mark.real_tools("vtysh", "bird")
 @pytest.mark.parametrize("mode", ["mesh", "hub"])
 def test_dual_stack_planes_accepted_by_vtysh_and_bird(mode, tmp_path):
-    from wgbgp.render.files import render_bird
+    from wgbgp.render import render_bird
     plans = compile_topology(load(dual_stack(mode)))
     for name, plan in plans.items():
         for rendered, check in ((render_frr(plan), ["vtysh", "--dryrun", "--inputfile"]),

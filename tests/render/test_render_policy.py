@@ -24,12 +24,12 @@ from wgbgp.compile import compile_topology
 from wgbgp.compile.plan import SecretRef
 from wgbgp.render import (
     SecretError,
+    check_secret,
     render_frr,
     render_machine,
     render_nftables,
     secrets_needed,
 )
-from wgbgp.render.files import check_secret
 
 PSK = "E4v5wX0kqN1v3gQ2pS6nYt8rU9iO0pA1sD2fG3hJ4kM="
 

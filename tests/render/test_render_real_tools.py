@@ -27,8 +27,7 @@ from wgbgp.cli.main import app
 from wgbgp.compile import compile_topology
 from wgbgp.model import parse
 from wgbgp.model.keys import generate_private_key, public_key
-from wgbgp.render import render_frr, render_machine
-from wgbgp.render.files import secrets_needed
+from wgbgp.render import render_frr, render_machine, secrets_needed
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 WG_RUN = Path("/var/run/wireguard")
@@ -54,7 +53,7 @@ def sh(*args: str | Path, ns: str | None = None, **kw) -> subprocess.CompletedPr
 
 def machines(example: Path) -> list[str]:
     topology, _ = parse(example.read_text(), str(example))
-    return [*topology.hubs, *topology.nodes]
+    return list(topology.machines)
 
 
 CASES = [(ex, m) for ex in EXAMPLES for m in machines(ex)]

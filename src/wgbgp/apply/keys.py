@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..compile.plan import KEY_DIR
+from ..model.fields import NAME_RE
 from ..model.keys import InvalidKey, decode_key
 from ..transport import Executor
 from .changes import mask_output
 from .scripts import KEYGEN
-
-_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 class KeygenError(Exception):
@@ -27,7 +25,7 @@ class RemoteKey:
 
 
 def key_file_for(machine: str, directory: str = KEY_DIR) -> str:
-    if not _NAME.match(machine):
+    if not NAME_RE.match(machine):
         raise KeygenError(f"{machine!r} is not a machine name")
     return f"{directory.rstrip('/')}/{machine}.key"
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
-from ..compile.mesh import peerings
-from ..model.issues import Issue
+from ..compile import peerings
+from ..model import Issue
 from ..model.lock import Lock, renumbered
 from ..model.schema import Secret, Topology
 from ..model.special import literal

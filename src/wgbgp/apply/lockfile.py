@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..model import Topology
 from ..model.lock import Lock, LockError, current, lock_text, parse_lock
-from ..model.schema import Topology
 
 
 def lock_path(topology: Path) -> Path:

@@ -36,7 +36,7 @@ LOCAL_HELP = "This host is the machine: no SSH, even if it has an `ssh:` target.
 
 
 def _machines(topo: Topology, node: list[str], everyone: bool) -> list[str]:
-    known = [*topo.hubs, *topo.nodes]
+    known = list(topo.machines)
     unknown = [n for n in node if n not in known]
     if unknown:
         fail(f"unknown machine {', '.join(unknown)}", f"machines: {', '.join(known)}")

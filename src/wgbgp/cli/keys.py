@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..apply.keys import KeygenError, remote_keygen
+from ..apply import KeygenError, remote_keygen
 from ..compile.plan import KEY_DIR
 from ..model import TopologyError, parse
 from ..model.edit import EditError, set_public_key

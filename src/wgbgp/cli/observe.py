@@ -13,12 +13,21 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compile import Plan, compile_topology
-from ..observe.doctor import CODES, LAYERS, Report, diagnose
+from ..observe import (
+    CODES,
+    LAYERS,
+    MachineStatus,
+    Observation,
+    Report,
+    collect,
+    diagnose,
+    gather,
+    snapshot,
+    status_from_snapshot,
+)
 from ..observe.exporter import DEFAULT_LISTEN, parse_listen, peer_names, registry_for
-from ..observe.gather import Observation, gather
 from ..observe.intent import INTENT_PATH, IntentError, read_intent
 from ..observe.locate import locate
-from ..observe.status import MachineStatus, collect, snapshot, status_from_snapshot
 from ..transport import (
     CommandFailed,
     Executor,

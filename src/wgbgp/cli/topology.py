@@ -154,7 +154,7 @@ def render_all(
     extra = {n for m in machines for n in neighbour_names(plans[m])} - set(plans)
     if extra:
         plans.update(compile_topology(topo, extra))
-        plans = {m: plans[m] for m in [*topo.hubs, *topo.nodes] if m in plans}  # the topology's order
+        plans = {m: plans[m] for m in topo.machines if m in plans}  # the topology's order
     issues = missing_keys(plans, machines, topo)
     if issues:
         fail("cannot render without those public keys", issues=issues)
@@ -195,7 +195,7 @@ def render(
         from .cloudinit import print_user_data
         print_user_data(topo, topology, cloud_init)
         return
-    known = [*topo.hubs, *topo.nodes]
+    known = list(topo.machines)
     unknown = [n for n in node if n not in known]
     if unknown:
         fail(f"unknown machine {', '.join(unknown)}", f"known: {', '.join(known)}")

@@ -1,5 +1,6 @@
 """Topology -> one Plan per machine. Pure and deterministic."""
 
+from .intent import neighbour_names
 from .mesh import (
     compile_topology,
     interface_name,
@@ -8,9 +9,8 @@ from .mesh import (
     session_count,
     session_counts,
 )
-from .intent import neighbour_names
 from .plan import BfdTimers, BgpSession, BgpSpeaker, Plan, Tunnel, TunnelPeer
 
 __all__ = ["BfdTimers", "BgpSession", "BgpSpeaker", "Plan", "Tunnel", "TunnelPeer",
-           "compile_topology", "interface_name", "neighbour_names", "peering_count", "peerings", "session_count",
-           "session_counts"]
+           "compile_topology", "interface_name", "neighbour_names", "peering_count", "peerings",
+           "session_count", "session_counts"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, overload
 
+from wgbgp.apply.changes import FRR_DAEMONS
 from wgbgp.lab.state import LAB_ROOT, NETNS_DIR, LabState, lab_dir, namespace_pids, ns_inodes
 from wgbgp.lab.underlay import netns_name
 from wgbgp.transport import LocalExecutor
@@ -205,7 +206,7 @@ VTYSH_CONF = "service integrated-vtysh-config\n"
 def _seed_frr(etc_frr: Path) -> None:
     """What a fresh Debian install puts in /etc/frr, with the daemons wgbgp uses enabled."""
     files = {"frr.conf": FRR_DEFAULT_CONF, "vtysh.conf": VTYSH_CONF}
-    daemons = Path("/etc/frr/daemons")
+    daemons = Path(FRR_DAEMONS)
     if daemons.exists():  # the daemon options come from the installed package
         text = daemons.read_text()
         for daemon in FRR_DAEMONS_ON:

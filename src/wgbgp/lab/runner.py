@@ -6,7 +6,6 @@ The lab only provides machines. Keys are made on them, configs come from `render
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +20,8 @@ from ..apply.parallel import apply_many
 from ..apply.secrets import read_secrets
 from ..compile import Plan, compile_topology
 from ..model import Topology
-from ..observe import bird
-from ..observe.frr import FrrJsonError, parse_neighbors, parse_routes
+from ..observe import bgp_state
+from ..observe.status import parse_kernel_routes
 from ..render import SecretError, render_machine
 from ..transport import Executor
 from ..words import plural
@@ -220,44 +219,21 @@ def convergence(executors: Mapping[str, Executor], plans: Mapping[str, Plan]) ->
 
 
 def _bgp_view(x: Executor, plan: Plan) -> tuple[dict[str, str], set[str]]:
-    """(neighbour address -> session state, prefixes BGP installed in the kernel)."""
-    if plan.bgp is not None and plan.bgp.daemon == "bird":
-        return _bird_view(x, plan)
-    v6 = any(s.afi == "ipv6" for s in plan.bgp.sessions) if plan.bgp else False
-    summary = x.run(["vtysh", "-c", "show bgp summary json"], check=False)
-    ribs = [x.run(["vtysh", "-c", "show ip route bgp json"], check=False)]
-    if v6:
-        ribs.append(x.run(["vtysh", "-c", "show ipv6 route bgp json"], check=False))
-    try:
-        _, _, neighbours = parse_neighbors(summary.stdout)
-        routes = {r.prefix for rib in ribs for r in parse_routes(rib.stdout, ("bgp",))
-                  if r.installed}
-    except FrrJsonError:
+    """(neighbour address -> session state, prefixes BGP installed), as observe reads them."""
+    bgp = bgp_state(x, plan)
+    if bgp is None:
         return {}, set()
-    return {n.address: n.state for n in neighbours}, routes
-
-
-def _bird_view(x: Executor, plan: Plan) -> tuple[dict[str, str], set[str]]:
-    """BIRD: sessions from `birdc show protocols all`; routes BIRD put in the kernel."""
-    res = x.run(["birdc", "show", "protocols", "all"], check=False)
-    try:
-        neighbours = bird.neighbors(bird.parse_protocols(res.stdout))
-    except bird.BirdOutputError:
-        return {}, set()
-    return {n.address: n.state for n in neighbours}, kernel_routes(x, "bird")
+    return ({n.address: n.state for n in bgp.neighbors},
+            {r.prefix for r in bgp.routes if r.installed})
 
 
 def kernel_routes(x: Executor, proto: str) -> set[str]:
     """Prefixes of the kernel routes that routing daemon `proto` installed (both families)."""
     out: set[str] = set()
-    for family in ("-4", "-6"):
+    for family, host in (("-4", 32), ("-6", 128)):
         res = x.run(["ip", "-j", family, "route", "show", "proto", proto], check=False)
         try:
-            for r in json.loads(res.stdout or "[]"):
-                dst = r.get("dst", "")
-                if dst and "/" not in dst:
-                    dst += "/32" if family == "-4" else "/128"
-                out.add(dst)
+            out |= {r.prefix for r in parse_kernel_routes(res.stdout, host)}
         except ValueError:
             continue
     return out

@@ -141,7 +141,7 @@ def host_numbers(topology: Topology, version: int = 4) -> dict[str, int]:
     overlay = topology.network.overlay if version == 4 else overlay6(topology)
     if overlay is None:
         return {}
-    wanted = [*topology.hubs, *topology.nodes]
+    wanted = list(topology.machines)
     pinned = {n: h for n in wanted if (h := _pinned(topology, n, version)) is not None}
     taken = set(pinned.values())
     # IPv4 loses the network and broadcast addresses, IPv6 the subnet-router anycast (::).
@@ -181,7 +181,7 @@ def _home(topology: Topology, version: int) -> dict[str, IPv4Address | IPv6Addre
     field = "address" if version == 4 else "address6"
     result: dict[str, IPv4Address | IPv6Address] = {}
     for name, number in numbers.items():
-        machine = topology.hubs.get(name) or topology.nodes[name]
+        machine = topology.machine(name)
         pinned = getattr(machine, field)
         if pinned is not None and _pinned(topology, name, version) is None:
             result[name] = pinned

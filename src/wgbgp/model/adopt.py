@@ -16,8 +16,9 @@ from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
 
 from .edit import add_machine
+from .fields import HUB_NAME_MAX, NAME_RE
 from .handmade import BgpConf, Neighbor, Prefix, WgPeer, WgQuick, permitted, prefix_list
-from .schema import HUB_NAME_MAX, NAME_RE, Hub, Node, Topology
+from .schema import Hub, Node, Topology
 
 
 class AdoptError(ValueError):

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
+from .fields import NAME_RE, NODE_NAME_MAX, asn_problem
 from .keys import InvalidKey, decode_key
-from .schema import NAME_RE, NODE_NAME_MAX, asn_problem
 
 PREFIX = "wgbgp-join"
 VERSION = 1

@@ -96,7 +96,7 @@ def addresses(topology: Topology) -> dict[str, list[str]]:
     """Every machine's tunnel addresses (IPv4, then IPv6), as text."""
     v4, v6 = allocate(topology), allocate6(topology)
     return {name: [str(a) for a in (v4.get(name), v6.get(name)) if a is not None]
-            for name in (*topology.hubs, *topology.nodes)}
+            for name in topology.machines}
 
 
 def current(topology: Topology, previous: Lock | None,
@@ -109,7 +109,7 @@ def current(topology: Topology, previous: Lock | None,
             numbers[version] = host_numbers(topology, version)
     except OverlayFull:
         return previous or Lock()  # validation reports it; keep what was recorded
-    machines = {*topology.hubs, *topology.nodes}
+    machines = set(topology.machines)
     kept = {k: v for k, v in (previous.deployed if previous else {}).items() if k in machines}
     if deployed:
         now = addresses(topology)

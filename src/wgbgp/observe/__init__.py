@@ -8,12 +8,12 @@ from .doctor import CODES, LAYERS, Check, Report, diagnose
 from .frr import BgpNeighbor, BgpPath, BgpStatus, Route
 from .gather import Observation, gather, plan_probes
 from .probe import ProbeResult, ProbeSpec
-from .status import MachineStatus, Snapshot, collect, snapshot, status_from_snapshot
+from .status import MachineStatus, Snapshot, bgp_state, collect, snapshot, status_from_snapshot
 from .wireguard import WgInterface, WgPeer, parse_dump
 
 __all__ = [
     "CODES", "LAYERS", "BgpNeighbor", "BgpPath", "BgpStatus", "Check", "MachineStatus",
     "Observation", "ProbeResult", "ProbeSpec", "Report", "Route", "Snapshot", "WgInterface",
-    "WgPeer", "collect", "diagnose", "gather", "parse_dump", "plan_probes", "snapshot",
+    "WgPeer", "bgp_state", "collect", "diagnose", "gather", "parse_dump", "plan_probes", "snapshot",
     "status_from_snapshot",
 ]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
-from ..compile.plan import BgpSession, Plan, Tunnel, TunnelPeer
+from ..compile import BgpSession, Plan, Tunnel, TunnelPeer
 
 
 @dataclass(frozen=True)

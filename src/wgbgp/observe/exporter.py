@@ -33,7 +33,7 @@ from ipaddress import ip_address, ip_network
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ..compile.plan import Plan
+from ..compile import Plan
 from ..transport import Executor
 from .expect import Expected
 from .frr import BgpNeighbor

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
-from ..compile.plan import Plan
+from ..compile import Plan
 from ..transport import Executor, capture
 from .expect import Expected
 from .probe import ICMP_OVERHEAD, ProbeResult, ProbeSpec, run_probe

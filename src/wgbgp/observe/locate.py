@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..compile.plan import Plan
+from ..compile import Plan
 from .expect import Expected
 from .status import MachineStatus
 

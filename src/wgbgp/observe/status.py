@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from typing import Any
 
-from ..compile.plan import Plan
+from ..compile import Plan
 from ..transport import CommandResult, Executor, capture
 from . import bird
 from .frr import BgpPath, BgpStatus, FrrJsonError, Route, parse_neighbors, parse_routes, parse_table
@@ -322,19 +322,53 @@ def _bird(o: dict[str, CommandResult]) -> tuple[BgpStatus | None, str | None]:
         if out is None or not out.ok:
             continue
         try:
-            for r in json.loads(out.stdout or "[]"):
-                dst = r.get("dst", "")
-                dst = dst if "/" in dst else f"{dst}/{host}"
-                hop = r.get("gateway")
-                dev = r.get("dev")
-                rib.append(Route(dst, "bgp", True, True,
-                                 (f"{hop} via {dev}" if hop else str(dev or ""),),
-                                 (str(dev),) if dev else ()))
-        except (ValueError, AttributeError) as exc:
+            rib += parse_kernel_routes(out.stdout, host)
+        except ValueError as exc:
             return None, f"cannot read `ip -j route show proto bird`: {exc}"
     neighbours = bird.neighbors(parsed, bird.parse_server_time(status.stdout))
     return BgpStatus(bird.parse_router_id(status.stdout), bird.local_as(parsed), neighbours,
                      paths, tuple(rib)), None
+
+
+def parse_kernel_routes(text: str, host: int) -> tuple[Route, ...]:
+    """Routes from `ip -j route show` of one family (`host`: 32 or 128, the length of a
+    host route, which ip prints without one), as BGP routes in the kernel. ValueError when
+    it is not that output."""
+    out: list[Route] = []
+    try:
+        for r in json.loads(text or "[]"):
+            dst = r.get("dst", "")
+            if not dst:
+                continue
+            dst = dst if "/" in dst else f"{dst}/{host}"
+            hop, dev = r.get("gateway"), r.get("dev")
+            out.append(Route(dst, "bgp", True, True,
+                             (f"{hop} via {dev}" if hop else str(dev or ""),),
+                             (str(dev),) if dev else ()))
+    except AttributeError as exc:  # JSON, but not a list of routes
+        raise ValueError(str(exc)) from None
+    return tuple(out)
+
+
+# What a wait for convergence asks, and no more: sessions, and the routes BGP installed.
+FRR_STATE = ("bgp_summary", "bgp_routes")
+BIRD_STATE = ("bird_status", "bird_protocols", "bird_kernel4", "bird_kernel6")
+
+
+def bgp_state(executor: Executor, plan: Plan, *, timeout: float = 10) -> BgpStatus | None:
+    """The BGP sessions and installed BGP routes of a BGP speaker, read by the same parsers
+    as `collect` from the few commands that say so (no paths, no WireGuard): what the lab
+    polls while it waits for convergence. None when the daemon does not answer."""
+    if plan.bgp is None:
+        return None
+    if plan.bgp.daemon == "bird":
+        outputs = {k: capture(executor, BIRD_COMMANDS[k], timeout) for k in BIRD_STATE}
+        return _bird(outputs)[0]
+    keys = list(FRR_STATE)
+    if any(s.afi == "ipv6" or s.peer_address.version == 6 for s in plan.bgp.sessions):
+        keys.append("bgp_routes6")
+    commands = {**COMMANDS, **FRR6_COMMANDS}
+    return _bgp({k: capture(executor, commands[k], timeout) for k in keys})[0]
 
 
 def collect(executor: Executor, plan: Plan | None = None) -> MachineStatus:

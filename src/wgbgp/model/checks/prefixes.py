@@ -34,9 +34,9 @@ def check_prefixes(t: Topology) -> Iterator[Issue]:
                          f"lies in {block}, {what}" if prefix.subnet_of(block)  # type: ignore[arg-type]
                          else f"covers {block}, {what}")
                 yield error(loc, f"{prefix} {where}: no node can route it over the overlay",
-                           "announce addresses the node really has: public ones it owns, or "
-                           "private ones (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
-                           "100.64.0.0/10, fc00::/7)")
+                            "announce addresses the node really has: public ones it owns, or "
+                            "private ones (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+                            "100.64.0.0/10, fc00::/7)")
                 continue
             floor = MIN_LENGTH[prefix.version]
             if prefix.prefixlen < floor:
@@ -44,15 +44,15 @@ def check_prefixes(t: Topology) -> Iterator[Issue]:
                 if not node.allow_short:
                     share = f"1/{1 << prefix.prefixlen} of all IPv{prefix.version} addresses"
                     yield error(loc, f"{prefix} is shorter than /{floor}: that is {share}, not "
-                               "a range one node owns (a typo in the length?)",
-                               "announce the prefixes this node really has, or set "
-                               f"'allow_short: true' on {name} if it means it")
+                                "a range one node owns (a typo in the length?)",
+                                "announce the prefixes this node really has, or set "
+                                f"'allow_short: true' on {name} if it means it")
                     continue
             overlay = next((o for o in nets if o.version == prefix.version
                             and prefix.overlaps(o)), None)
             if overlay is not None:
                 yield error(loc, f"{prefix} overlaps the overlay {overlay}",
-                           "announce prefixes outside the tunnel overlays")
+                            "announce prefixes outside the tunnel overlays")
                 continue
             covered = targets.first_in(prefix)
             if covered is not None:
@@ -66,14 +66,14 @@ def check_prefixes(t: Topology) -> Iterator[Issue]:
             if clash is not None:
                 other, owner = clash
                 yield error(loc, f"{prefix} overlaps {other}, announced by {owner}",
-                           "each address range must belong to one node only (one node may "
-                           "announce an aggregate and its own more-specifics)")
+                            "each address range must belong to one node only (one node may "
+                            "announce an aggregate and its own more-specifics)")
                 continue
             mine.add(prefix, name)
         if node.allow_short and not short:
             yield warning(("nodes", name, "allow_short"), f"{name} announces no prefix shorter "
-                        "than /8 (IPv4) or /16 (IPv6), so allow_short has no effect",
-                        "remove it")
+                          "than /8 (IPv4) or /16 (IPv6), so allow_short has no effect",
+                          "remove it")
 
 
 def reach_targets(t: Topology) -> list[tuple[str, str, Loc]]:
@@ -82,11 +82,10 @@ def reach_targets(t: Topology) -> list[tuple[str, str, Loc]]:
     out: list[tuple[str, str, Loc]] = []
     for name, hub in t.hubs.items():
         out.append((f"hub {name}'s endpoint", hub.host, ("hubs", name, "endpoint")))
-    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
-        for name, m in machines.items():
-            host = ssh_host(m.ssh) if m.ssh else None
-            if host is not None:
-                out.append((f"the `ssh:` target of {name}", host, (section, name, "ssh")))
+    for section, name, m in t.located():
+        host = ssh_host(m.ssh) if m.ssh else None
+        if host is not None:
+            out.append((f"the `ssh:` target of {name}", host, (section, name, "ssh")))
     return out
 
 
@@ -106,8 +105,8 @@ def _cover_issue(loc: Loc, prefix: IPv4Network | IPv6Network, what: str, address
         why = ("machines would route their SSH connection to it into the tunnel, and "
                "`wgbgp apply` would cut itself off")
     return error(loc, f"{prefix} covers {address}, {what}{via}: {why}",
-                f"announce prefixes that leave {address} out, or give "
-                f"{'.'.join(map(str, target_loc[:2]))} an address outside {prefix}")
+                 f"announce prefixes that leave {address} out, or give "
+                 f"{'.'.join(map(str, target_loc[:2]))} an address outside {prefix}")
 
 
 def covering(t: Topology, resolved: dict[str, list[Address]]) -> Iterator[Issue]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..fields import PAIR
 from ..issues import Issue, error, warning
 from ..keys import InvalidKey, public_key
-from ..schema import PAIR, Topology
+from ..schema import Topology
 
 # user:password@host: a password where only a login belongs (possessive: "ssh://" is
 # a scheme, never a user "ssh" with password "//...").
@@ -17,13 +18,12 @@ _SSH_PASSWORD = re.compile(r"^(?:ssh://)?+[^@/\s]*:[^@]*@")
 
 def check_secrets(t: Topology) -> Iterator[Issue]:
     """Secrets where they do not belong, and secrets shared wider than they should be."""
-    for section, machines in (("hubs", t.hubs), ("nodes", t.nodes)):
-        for name, m in machines.items():
-            if m.ssh and _SSH_PASSWORD.match(m.ssh):
-                yield error((section, name, "ssh"),
-                           "the SSH target holds a password (user:password@host); passwords "
-                           "never belong in the topology (it is not repeated here)",
-                           "write user@host and log in with an SSH key; change that password")
+    for section, name, m in t.located():
+        if m.ssh and _SSH_PASSWORD.match(m.ssh):
+            yield error((section, name, "ssh"),
+                        "the SSH target holds a password (user:password@host); passwords "
+                        "never belong in the topology (it is not repeated here)",
+                        "write user@host and log in with an SSH key; change that password")
     net = t.network
     for field, what in (("bgp_password", "BGP session"), ("preshared_key", "tunnel")):
         secret = getattr(net, field)
@@ -32,9 +32,9 @@ def check_secrets(t: Topology) -> Iterator[Issue]:
         named = secret.file if secret.file is not None else secret.env
         if named is not None and PAIR not in named and len(t.nodes) > 1:
             yield warning(("network", field), f"every {what} shares one secret, so every node "
-                        f"knows the secret of every other {what}",
-                        f"put {PAIR} in the name to give each {what} its own, e.g. "
-                        f"/etc/wgbgp/{field.replace('_', '-')}-{PAIR}.secret")
+                          f"knows the secret of every other {what}",
+                          f"put {PAIR} in the name to give each {what} its own, e.g. "
+                          f"/etc/wgbgp/{field.replace('_', '-')}-{PAIR}.secret")
 
 
 # A WireGuard key anywhere in the text (values and comments): 32 bytes of base64.
@@ -48,8 +48,7 @@ def secrets_in_text(text: str, topology: Topology) -> Iterator[tuple[int, str, s
     """(line, message, fix) for private material anywhere in the file, comments included:
     a private key whose public key the topology declares, a PEM/OpenSSH private key, a
     wg-quick PrivateKey/PresharedKey line. Never quotes what it found."""
-    declared = {m.public_key: name for machines in (topology.hubs, topology.nodes)
-                for name, m in machines.items() if m.public_key}
+    declared = {m.public_key: name for name, m in topology.machines.items() if m.public_key}
     for number, line in enumerate(text.splitlines(), 1):
         if _PASTED.search(line):
             yield (number, "private key material in the topology (a private key block, or a "
