@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hostilenet import flood, wgbgp, write_secret
 from test_bird_node import BirdNet
-from test_hostile import _flood, _write_secret, announce, sent, wgbgp, withdraw
+from test_hostile import announce, sent, withdraw
 
 from labwait import stays
 from wgbgp.apply.secrets import read_secrets
@@ -40,7 +41,7 @@ from wgbgp.observe.bird import parse_protocols
 from wgbgp.observe.exporter import metric_families, peer_names
 from wgbgp.observe.status import collect
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr", "bird")
 
 TOPOLOGY = """\
 network:
@@ -57,8 +58,6 @@ nodes:
 """
 CLIENTS = ("alice", "builder", "mallory")
 SINCE_JITTER = 0.5  # s
-TOOLS = ("ip", "nft", "wg", "wg-quick", "wireguard-go", "vtysh", "ping", "nsenter", "bird",
-         "birdc")
 
 
 class HubNet(BirdNet):
@@ -115,18 +114,13 @@ class HubNet(BirdNet):
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory) -> Iterator[HubNet]:
-    if os.geteuid() != 0:
-        pytest.skip("lab tests need root (network and mount namespaces)")
-    missing = [t for t in TOOLS if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"lab tests need: {', '.join(missing)}")
     root = tmp_path_factory.mktemp("birdhub")
     (root / "secrets").mkdir(mode=0o700)
     secrets = []
     for client in CLIENTS:
         secrets.append(base64.b64encode(os.urandom(12)).decode().rstrip("=")
                        .replace("/", "_").replace("+", "-"))
-        _write_secret(root / "secrets" / f"md5-{client}-vps", secrets[-1])
+        write_secret(root / "secrets" / f"md5-{client}-vps", secrets[-1])
     (root / "topology.yaml").write_text(TOPOLOGY)
     name = f"birdhub{os.getpid() % 100000}"
     placeholder = HubNet(name, None, root / "lab.yaml", {}, secrets)  # type: ignore[arg-type]
@@ -216,7 +210,7 @@ def test_flood_past_the_import_limit_closes_that_session_only(net: HubNet) -> No
     through the filter): past its limit (1 declared + 10) the hub closes mallory's session.
     alice's and builder's sessions are untouched, and the flood reaches neither."""
     since = net.since()
-    _flood(net, "100.100.65.0/24", "add")  # 100.100.65.0 - 100.100.104.15, inside the /18
+    flood(net, "100.100.65.0/24", "add")  # 100.100.65.0 - 100.100.104.15, inside the /18
     net.conf("mallory", "router bgp 65030", "address-family ipv4 unicast", "redistribute kernel")
     try:
         net.wait("the hub closing mallory's session", lambda: "limit" in (
@@ -230,7 +224,7 @@ def test_flood_past_the_import_limit_closes_that_session_only(net: HubNet) -> No
     finally:
         net.conf("mallory", "router bgp 65030", "address-family ipv4 unicast",
                  "no redistribute kernel")
-        _flood(net, "100.100.65.0/24", "del")
+        flood(net, "100.100.65.0/24", "del")
         net.x("vps").run(["birdc", "restart", "mallory_v4"], check=False)
     net.wait("mallory back at the hub", lambda: net.hub_states()["mallory"] == "Established",
              timeout=60)
@@ -273,7 +267,7 @@ def test_adding_and_removing_a_client_resets_no_other_session(net: HubNet) -> No
     for name in CLIENTS:  # the others keep their addresses: only the hub is applied
         assert net.plans()[name].tunnels == plans[name].tunnels
     secret = net.topology_file.parent / "secrets" / "md5-dave-vps"
-    _write_secret(secret, "dave-" + os.urandom(6).hex())
+    write_secret(secret, "dave-" + os.urandom(6).hex())
     try:
         result = net.apply("vps", plans)
         assert [s.action for s in result.steps][-1] == "bird-reload", result.summary()
