@@ -69,7 +69,11 @@ _PROGRAMS: list[Program] = [
     *_all("mawk", "machine", "awk"),
     *_all("dash", "machine", "sh", "/bin/sh"),
     *_all("bash", "machine", "bash", "/bin/bash"),
-    *_all("util-linux", "lab", "nsenter", "unshare", "findmnt"),
+    *_all("util-linux", "lab", "nsenter", "unshare", "findmnt", "setsid", "setpriv"),
+    # PID 1 of every lab machine's PID namespace: reaps the orphans daemons leave.
+    *_all("catatonit", "lab", "catatonit"),
+    # `wgbgp lab fault nat-reset`: a carrier forgets its NAT mappings.
+    *_all("conntrack", "lab", "conntrack"),
     *_all("mount", "lab", "mount", "umount"),
     *_all("openssh-server", "lab", "/usr/sbin/sshd"),
     *_all("openssh-client", "lab", "ssh-keygen"),

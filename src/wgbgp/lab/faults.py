@@ -3,18 +3,16 @@
 `crash` is a silent death (power cut, kernel panic, provider outage): the tunnel stops
 first, then every process of the machine is killed, so no BGP NOTIFICATION or TCP FIN
 reaches a peer; peers notice only by BFD or the hold timer. `restart` is the machine
-booting again and `wgbgp apply` running on it: the same apply code as `lab up`.
+booting again (`lab/power.py`) and `wgbgp apply` running on it: the same apply code as
+`lab up`. The laptop's other life events are in `lab/life.py`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..apply import ApplyResult
 from ..apply.parallel import apply_many
@@ -24,31 +22,19 @@ from ..model import parse
 from ..observe.probe import ping_counts
 from ..render import render_machine
 from .build import Lab
+from .power import boot, power_off
 from .runner import lab_topology_path
 
 
 def crash(lab: Lab, name: str) -> list[int]:
-    """Kill machine `name` silently: tunnels down first, then every process SIGKILLed.
+    """Kill machine `name` silently: tunnels down first, then every process at once.
 
-    Returns the pids killed. Its network namespace and addresses stay (the VPS still
+    Returns the host pids killed. Its network namespace and addresses stay (the VPS still
     exists, nothing runs on it), so `restart` can bring it back.
     """
-    machine = lab.machine(name)
-    x = machine.executor()
-    links = x.run(["ip", "-o", "link", "show", "type", "wireguard"], check=False).stdout
-    links += x.run(["ip", "-o", "link", "show", "type", "tun"], check=False).stdout
-    for iface in sorted(set(re.findall(r"^\d+:\s+([^:@\s]+)", links, flags=re.M))):
-        x.run(["ip", "link", "set", "dev", iface, "down"], check=False)
-    pids = machine.pids()
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-        time.sleep(0.05)
+    pids = power_off(lab, name)
     # A kernel WireGuard interface outlives its processes: remove it as a reboot would.
+    x = lab.netns_executor(name)
     for iface in re.findall(r"^\d+:\s+([^:@\s]+)", x.run(
             ["ip", "-o", "link", "show", "type", "wireguard"], check=False).stdout, flags=re.M):
         x.run(["ip", "link", "del", "dev", iface], check=False)
@@ -56,7 +42,10 @@ def crash(lab: Lab, name: str) -> list[int]:
 
 
 def restart(lab: Lab, name: str) -> ApplyResult:
-    """Bring machine `name` back: apply its configuration again, as after a reboot."""
+    """Bring machine `name` back: boot it if it is off, then apply its configuration
+    again, as after a reboot (with no agent or boot hook to do it)."""
+    if lab.machine(name).init_pid() is None:
+        boot(lab, name)
     path = lab_topology_path(lab.name)
     topology, _ = parse(path.read_text(), str(path))
     plans = compile_topology(topology)
@@ -100,7 +89,7 @@ class PingRun:
     def stop(self) -> PingResult:
         """Stop the ping (SIGINT, so it prints its summary) and read what it saw."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGINT)  # to ping itself (MachineProcess)
         out, _ = self.proc.communicate(timeout=10)
         return parse_ping(out, self.interval)
 
