@@ -112,3 +112,24 @@ def route_dev(lab: Lab, machine: str, dest: str, source: str | None = None) -> s
     out = lab.machine(machine).executor().run(argv, check=False).stdout
     m = re.search(r"\bdev (\S+)", out)
     return m.group(1) if m else ""
+
+
+AGENT_PATTERN = "wgbgp agent"  # how `wgbgp agent` shows in a machine's process list
+
+
+def agent_running(lab: Lab, name: str) -> bool:
+    """An agent runs in the machine (it repairs on its own)."""
+    res = lab.machine(name).executor().run(["pgrep", "-f", AGENT_PATTERN], check=False)
+    return res.ok
+
+
+def recover(lab: Lab, names: list[str]) -> dict[str, str]:
+    """What repairs each machine after a fault: its agent when one runs there, else
+    `wgbgp apply` now (`restart`). Machine -> "agent" or apply's summary."""
+    done = {}
+    for name in names:
+        if agent_running(lab, name):
+            done[name] = "agent"
+        else:
+            done[name] = restart(lab, name).summary()
+    return done

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from .build import Lab
-from .power import Boot
+from .power import Boot, tunnel_links
 from .power import reboot as power_reboot
 from .state import LabState
 from .underlay import SUBSCRIBERS
@@ -124,7 +124,7 @@ def _ip(args: list[str]) -> None:
 @dataclass(frozen=True)
 class NatReset:
     carrier: str
-    flushed: int  # conntrack entries forgotten
+    flushed: int  # UDP mappings forgotten
     ports: str    # how the carrier now picks public ports
 
 
@@ -153,7 +153,8 @@ def nat_reset(lab: Lab, carrier: str) -> NatReset:
     epochs = dict(state.life.get("nat", {}))
     epoch = int(epochs.get(carrier, 0)) + 1
     x = lab.netns_executor(f"carrier-{carrier}")
-    taken = set(mapped_ports(lab, carrier).values())
+    mappings = mapped_ports(lab, carrier)
+    taken = set(mappings.values())
     if epoch % 2:
         lo, hi = next(r for r in PORT_RANGES if not any(r[0] <= p <= r[1] for p in taken))
         rules = [f"meta l4proto {{ tcp, udp }} masquerade to :{lo}-{hi}", "masquerade"]
@@ -163,11 +164,10 @@ def nat_reset(lab: Lab, carrier: str) -> NatReset:
     # The rules first: a packet between the flush and the new rule would map as before.
     x.run(["nft", "-f", "-"], input="flush chain ip wgbgp_nat postrouting\n" + "".join(
         f'add rule ip wgbgp_nat postrouting oifname "wan" {rule}\n' for rule in rules))
-    res = x.run(["conntrack", "-F"], check=False)
-    flushed = re.search(r"(\d+) flow entries", res.stderr + res.stdout)
+    x.run(["conntrack", "-F"])
     epochs[carrier] = epoch
     state.set_life("nat", epochs)
-    return NatReset(carrier, int(flushed.group(1)) if flushed else 0, ports)
+    return NatReset(carrier, len(mappings), ports)
 
 
 @dataclass
@@ -292,6 +292,7 @@ class Rebooted:
 
 def reboot(lab: Lab, machine: str) -> Rebooted:
     """Every process killed, the runtime state gone, then boot (see lab/power.py)."""
+    tunnels = [f"interface {t}" for t in tunnel_links(lab, machine)]
     lost, booted = power_reboot(lab, machine)
-    return Rebooted(machine, lost, booted)
+    return Rebooted(machine, tunnels + [w for w in lost if w not in tunnels], booted)
 

@@ -122,10 +122,12 @@ def wipe_runtime(lab: Lab, name: str) -> list[str]:
             gone.append(f"interface {ifname}")
     for family in ("-4", "-6"):
         for proto in DAEMON_PROTOS:
-            res = x.run(["ip", family, "route", "flush", "table", "all", "proto", proto],
-                        check=False)
-            if res.ok and res.stdout.strip():
-                gone.append(f"{proto} routes ({family})")
+            there = x.run(["ip", family, "route", "show", "table", "all", "proto", proto],
+                          check=False).stdout.strip()
+            if there:
+                x.run(["ip", family, "route", "flush", "table", "all", "proto", proto],
+                      check=False)
+                gone.append(f"{len(there.splitlines())} {proto} route(s) (IPv{family[1]})")
         rules = json.loads(x.run(["ip", "-j", family, "rule", "show"], check=False).stdout
                            or "[]")
         for rule in rules:
