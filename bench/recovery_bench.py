@@ -6,8 +6,9 @@ One lab (hub vps; laptop and friend behind carrier cgnat, carol behind isp2, a s
 carrier mobile) serves every run. Each run starts healthy (checked), injects the event
 with `wgbgp.lab.life`, then lets the recoverer work: the machine's agent when one runs
 there, else `wgbgp apply` on the faulted machine right at the fault's end (the printed
-table says which). The sessions that do not touch the faulted machine must keep their
-uptime: the `kept` column counts runs where every one of them did.
+table says which; `--recoverer none`: nothing but the machine's own daemons). The
+sessions that do not touch the faulted machine must keep their uptime: the `kept` column
+counts runs where every one of them did.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def main() -> int:
     ap.add_argument("--sleep", type=float, default=60, help="seconds the laptop sleeps")
     ap.add_argument("--only", nargs="*", help="events to run (default: all)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--recoverer", choices=("apply", "none"), default="apply",
+                    help="without an agent: apply at the fault's end, or nothing (what "
+                    "the machine does alone: watchfrr, WireGuard, keepalives)")
     args = ap.parse_args()
     name = "lablifebench"
     teardown(name)
@@ -87,8 +91,13 @@ def main() -> int:
                 before, t0 = sessions(xs, plans), time.monotonic()
                 inject(i)
                 end = time.monotonic()
-                done = faults.recover(lab, sorted(machines))
-                recoverers |= {"agent" if v == "agent" else "apply" for v in done.values()}
+                if args.recoverer == "apply":
+                    done = faults.recover(lab, sorted(machines))
+                    recoverers |= {"agent" if v == "agent" else "apply"
+                                   for v in done.values()}
+                else:
+                    recoverers |= {"agent" if faults.agent_running(lab, m) else "none"
+                                   for m in machines}
                 looking = time.monotonic()
                 healed = wait_healthy(xs, plans, timeout=TIMEOUT)
                 # From the fault's end to the start of the first look that saw it whole.

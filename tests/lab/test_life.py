@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -73,8 +74,9 @@ class LifeLab:
             faults.recover(self.lab, machines)
 
     def wgbgp(self, *args: str) -> str:
-        """`wgbgp lab SUB ... --name LAB` (before any `--`: after it is the command's)."""
-        cut = args.index("--") if "--" in args else len(args)
+        """`wgbgp lab SUB --name LAB ...` (right after the command's words: `lab exec`
+        takes no option after its machine)."""
+        cut = 3 if args[1] == "fault" else 2
         argv = [*args[:cut], "--name", self.lab.name, *args[cut:]]
         res = subprocess.run([sys.executable, "-m", "wgbgp", *argv],
                              capture_output=True, text=True, timeout=180)
@@ -89,7 +91,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifeLab]:
     name = unique("lablife")
     topology, _ = parse(TOPOLOGY, "life.yaml")
     try:
-        up(topology, name=name)
+        up(topology, name=name, timeout=120)  # a loaded machine: bring-up is not under test
         lab = open_lab(name)
         assert lab is not None
         yield LifeLab(lab, lab_plans(lab), {n: m.executor() for n, m in lab.machines.items()})
@@ -197,7 +199,11 @@ def test_sleep_freezes_then_resumes(net: LifeLab) -> None:
     frozen = life.freeze(net.lab, "laptop")
     try:
         # Real: every process of the machine is stopped and its link is down.
-        assert frozen.pids and all(life.stopped(p) for p in frozen.pids)
+        assert frozen.pids
+        wait_until("every process of the machine stopped (or gone)",
+                   lambda: all(life.stopped(p) or not Path(f"/proc/{p}").exists()
+                               for p in frozen.pids), timeout=10, interval=0.1)
+        assert life.stopped(net.lab.machine("laptop").init_pid() or 0)
         ns, ifname = frozen.link
         link = net.lab.netns_executor(ns).run(["ip", "-o", "link", "show", ifname]).stdout
         assert "state DOWN" in link
@@ -205,7 +211,9 @@ def test_sleep_freezes_then_resumes(net: LifeLab) -> None:
     finally:
         life.thaw(net.lab, frozen)
     try:
-        assert not any(life.stopped(p) for p in frozen.pids)
+        wait_until("every process of the machine running again",
+                   lambda: not any(life.stopped(p) for p in frozen.pids), timeout=10,
+                   interval=0.1)
         net.recovers({"laptop"}, before, t0)
     finally:
         net.restore(["laptop"])

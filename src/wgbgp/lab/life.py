@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from .build import Lab
-from .power import Boot, tunnel_links
+from .power import Boot, tunnel_links, underlay_ifaces
 from .power import reboot as power_reboot
 from .state import LabState
-from .underlay import SUBSCRIBERS
+from .underlay import SUBSCRIBERS, link_mac, node_batch
 
 ROAM_TOP = 250  # roamed clients get subscriber addresses from .250 down
+ROAM_LINKS = 10000  # link numbers of roamed uplinks (for their MACs), past the plan's
 
 
 class FaultError(ValueError):
@@ -96,15 +97,15 @@ def roam(lab: Lab, node: str, carrier: str) -> Roamed:
     ns_client, ns_carrier = lab.plan.ns(node), lab.plan.ns(f"carrier-{carrier}")
     client_x = lab.netns_executor(node)
     client_x.run(["ip", "link", "del", "dev", "eth0"])  # the old uplink, both of its ends
-    _ip(["link", "add", "eth0", "netns", ns_client, "type", "veth", "peer", "name", far_if,
-         "netns", ns_carrier])
-    client_x.run(["ip", "-batch", "-"], input=(
-        f"addr add {address}/32 peer {gw}/32 dev eth0\nlink set eth0 up\n"
-        f"route add default via {gw} dev eth0\n"))
+    up = {"carrier": carrier, "address": str(address), "gateway": str(gw), "far_if": far_if,
+          "mac": link_mac(lab.name, ROAM_LINKS + count, "a"),
+          "far_mac": link_mac(lab.name, ROAM_LINKS + count, "b")}
+    _ip(["link", "add", "eth0", "netns", ns_client, "address", up["mac"], "type", "veth",
+         "peer", "name", far_if, "netns", ns_carrier, "address", up["far_mac"]])
     lab.netns_executor(f"carrier-{carrier}").run(["ip", "-batch", "-"], input=(
-        f'link set {far_if} alias "client {node} (roamed)"\n'
-        f"addr add {gw}/32 peer {address}/32 dev {far_if}\nlink set {far_if} up\n"))
-    up = {"carrier": carrier, "address": str(address), "gateway": str(gw), "far_if": far_if}
+        f'link set {far_if} alias "client {node} (roamed)"\n' + _port_lines(up, far=True)))
+    client_x.run(["ip", "-batch", "-"], input=_port_lines(up, far=False) +
+                 f"route add default via {gw} dev eth0\n")
     state.set_life("roam_count", count + 1)
     roams = dict(_state(lab).life.get("roams", {}))
     roams[node] = up
@@ -113,6 +114,34 @@ def roam(lab: Lab, node: str, carrier: str) -> Roamed:
     lab.plan.carrier_of[node] = carrier
     lab.plan.address[node], lab.plan.gateway[node] = address, gw
     return Roamed(node, carrier, before, lab.plan.public_ip(node), address)
+
+
+def _port_lines(up: dict[str, str], far: bool) -> str:
+    """`ip -batch` lines for one end of a roamed client's uplink (as node_batch writes)."""
+    me, peer, ifname, peer_mac = ((up["gateway"], up["address"], up["far_if"], up["mac"])
+                                  if far else
+                                  (up["address"], up["gateway"], "eth0", up["far_mac"]))
+    return (f"addr add {me}/32 peer {peer}/32 dev {ifname}\nlink set {ifname} up\n"
+            f"neigh replace {peer} lladdr {peer_mac} dev {ifname} nud permanent\n")
+
+
+def reattach(lab: Lab, short: str, ifname: str) -> None:
+    """What the network configuration redoes when a port comes up again: its address,
+    neighbour entry and routes (an admin down flushes the routes and neighbours)."""
+    machine = short in lab.spec.machines
+    roamed = lab.roams.get(short) if ifname == "eth0" else next(
+        (r for r in lab.roams.values() if r["far_if"] == ifname
+         and short == f"carrier-{r['carrier']}"), None)
+    if roamed is not None:
+        lines = _port_lines(roamed, far=ifname != "eth0")
+        if ifname == "eth0":
+            lines += f"route add default via {roamed['gateway']} dev eth0\n"
+    else:
+        node = lab.plan.node(short)
+        lines = "".join(line + "\n" for line in node_batch(lab.plan, node).splitlines()
+                        if line.endswith(f"dev {ifname}") or f" dev {ifname} " in line)
+    x = lab.machine(short).executor() if machine else lab.netns_executor(short)
+    x.run(["ip", "-force", "-batch", "-"], input=lines, check=False)
 
 
 def _ip(args: list[str]) -> None:
@@ -195,6 +224,7 @@ def thaw(lab: Lab, frozen: Frozen) -> float:
     """The lid opens: the link back, every process continued; seconds it slept."""
     ns, ifname = frozen.link
     lab.netns_executor(ns).run(["ip", "link", "set", "dev", ifname, "up"])
+    reattach(lab, ns, ifname)
     for pid in frozen.pids:
         _signal(pid, signal.SIGCONT)
     return time.monotonic() - frozen.since
@@ -254,9 +284,8 @@ def flap(lab: Lab, machine: str, iface: str) -> Flapped:
     x.run(["ip", "link", "set", "dev", iface, "down"])
     x.run(["ip", "link", "set", "dev", iface, "up"])
     after = _routes(lab, machine, iface)
-    if iface == "eth0":  # the network configuration brings its default route back
-        x.run(["ip", "route", "replace", "default", "via",
-               str(lab.plan.gateway[machine]), "dev", "eth0"])
+    if iface in underlay_ifaces(lab, machine):  # the network configuration redoes it
+        reattach(lab, machine, iface)
     return Flapped(machine, iface, [r for r in before if r not in after])
 
 

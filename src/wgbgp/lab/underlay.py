@@ -16,6 +16,7 @@ names only need to be unique per namespace and two labs cannot collide.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -233,23 +234,38 @@ def host_batch(plan: UnderlayPlan) -> str:
     interface ever exists in the host's namespace, even for a moment.
     """
     lines = [f"netns add {ns}" for ns in plan.namespaces]
-    for link in plan.links:
-        lines.append(f"link add {link.a.ifname} netns {plan.ns(link.a.ns)} type veth "
-                     f"peer name {link.b.ifname} netns {plan.ns(link.b.ns)}")
+    for i, link in enumerate(plan.links):
+        lines.append(f"link add {link.a.ifname} netns {plan.ns(link.a.ns)} "
+                     f"address {link_mac(plan.lab, i, 'a')} type veth "
+                     f"peer name {link.b.ifname} netns {plan.ns(link.b.ns)} "
+                     f"address {link_mac(plan.lab, i, 'b')}")
     return "".join(line + "\n" for line in lines)
+
+
+def link_mac(lab: str, index: int, side: str) -> str:
+    """The MAC address of one end of a link: fixed, so that each end's neighbour entry for
+    the other can be written before any packet flows (see node_batch)."""
+    digest = hashlib.sha256(f"{lab}/{index}/{side}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))  # locally administered
 
 
 def node_batch(plan: UnderlayPlan, node: Node) -> str:
     """`ip -batch` lines run inside one namespace: addresses, links up, routes."""
     lines = ["link set lo up", *node.extra_ip]
-    for link in plan.links:
-        for me, peer in ((link.a, link.b), (link.b, link.a)):
+    for i, link in enumerate(plan.links):
+        for me, peer, side in ((link.a, link.b, "b"), (link.b, link.a, "a")):
             if me.ns != node.short:
                 continue
             if me.alias:
                 lines.append(f'link set {me.ifname} alias "{me.alias}"')
             if me.addr is not None:
                 lines.append(f"addr add {me.addr}/32 peer {peer.addr}/32 dev {me.ifname}")
+                # A permanent neighbour entry: ARP entries are one host-wide table (1,024
+                # by default, shared by every namespace and lab), and once it overflows a
+                # dynamic entry that expires is never re-made: traffic on the link stops.
+                # Permanent entries are exempt from that limit.
+                lines.append(f"neigh replace {peer.addr} lladdr {link_mac(plan.lab, i, side)} "
+                             f"dev {me.ifname} nud permanent")
             elif me.ifname == "mgmt0":
                 lines.append(f"addr add {plan.mgmt_ip[node.short]}/{MGMT_NET.prefixlen} "
                              "dev mgmt0")
