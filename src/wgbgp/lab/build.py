@@ -14,7 +14,7 @@ from ipaddress import IPv4Address
 from wgbgp.lab.machine import Machine, create_machines
 from wgbgp.lab.spec import LabSpec
 from wgbgp.lab.state import NETNS_DIR, LabState, TeardownReport, teardown
-from wgbgp.lab.underlay import UnderlayPlan, build_underlay, plan_underlay
+from wgbgp.lab.underlay import UnderlayPlan, build_underlay, carrier_node, plan_underlay
 from wgbgp.transport import LocalExecutor
 
 
@@ -45,18 +45,17 @@ class Lab:
         return Machine(self.name, name)
 
     def netns_executor(self, short: str) -> LocalExecutor:
-        """Executor in an infrastructure namespace ("inet", "carrier-<c>", "home-<client>",
-        "mgmt"): network namespace only, the host's file system."""
-        path = NETNS_DIR / self.plan.ns(short)
-        if short not in {n.short for n in self.plan.nodes}:
-            raise KeyError(f"lab {self.name!r} has no namespace {short!r}")
+        """Executor in a node's network namespace only (the host's file system): an
+        infrastructure node ("inet", "carrier-<c>", "home-<client>", "mgmt", or as
+        underlay.infra names them) or a machine."""
+        path = NETNS_DIR / self.plan.ns(short)  # KeyError when there is no such node
         return LocalExecutor(short, prefix=["nsenter", f"--net={path}", "--"])
 
     def uplink(self, machine: str) -> tuple[str, str]:
         """(namespace, interface) of the far end of the machine's network port (eth0):
         the carrier, home router or Internet side of its link."""
         if machine in self.roams:
-            return f"carrier-{self.roams[machine]['carrier']}", self.roams[machine]["far_if"]
+            return carrier_node(self.roams[machine]["carrier"]), self.roams[machine]["far_if"]
         for link in self.plan.links:
             for me, far in ((link.a, link.b), (link.b, link.a)):
                 if me.ns == machine and me.ifname == "eth0":

@@ -37,7 +37,7 @@ from .build import Lab
 from .power import Boot, tunnel_links, underlay_ifaces
 from .power import reboot as power_reboot
 from .state import LabState
-from .underlay import SUBSCRIBERS, link_mac, node_batch
+from .underlay import carrier_node, link_mac, node_batch
 
 ROAM_TOP = 250  # roamed clients get subscriber addresses from .250 down
 ROAM_LINKS = 10000  # link numbers of roamed uplinks (for their MACs), past the plan's
@@ -87,14 +87,14 @@ def roam(lab: Lab, node: str, carrier: str) -> Roamed:
         raise FaultError(f"{node} is on carrier {carrier} already; roam to another one")
     state = _state(lab)
     count = int(state.life.get("roam_count", 0))
-    subnet = list(SUBSCRIBERS.subnets(new_prefix=24))[ci]
+    subnet = list(lab.spec.ranges.subscribers.subnets(new_prefix=24))[ci]
     gw = subnet.network_address + 1
     used = {a for n, a in lab.plan.address.items() if lab.plan.carrier_of.get(n) == carrier}
     address = next(subnet.network_address + ROAM_TOP - k for k in range(ROAM_TOP - 2)
                    if subnet.network_address + ROAM_TOP - k not in used)
     far_if = f"r{count}"
     before = lab.plan.public_ip(node)
-    ns_client, ns_carrier = lab.plan.ns(node), lab.plan.ns(f"carrier-{carrier}")
+    ns_client, ns_carrier = lab.plan.ns(node), lab.plan.ns(carrier_node(carrier))
     client_x = lab.netns_executor(node)
     client_x.run(["ip", "link", "del", "dev", "eth0"])  # the old uplink, both of its ends
     up = {"carrier": carrier, "address": str(address), "gateway": str(gw), "far_if": far_if,
@@ -102,7 +102,7 @@ def roam(lab: Lab, node: str, carrier: str) -> Roamed:
           "far_mac": link_mac(lab.name, ROAM_LINKS + count, "b")}
     _ip(["link", "add", "eth0", "netns", ns_client, "address", up["mac"], "type", "veth",
          "peer", "name", far_if, "netns", ns_carrier, "address", up["far_mac"]])
-    lab.netns_executor(f"carrier-{carrier}").run(["ip", "-batch", "-"], input=(
+    lab.netns_executor(carrier_node(carrier)).run(["ip", "-batch", "-"], input=(
         f'link set {far_if} alias "client {node} (roamed)"\n' + _port_lines(up, far=True)))
     client_x.run(["ip", "-batch", "-"], input=_port_lines(up, far=False) +
                  f"route add default via {gw} dev eth0\n")
@@ -131,7 +131,7 @@ def reattach(lab: Lab, short: str, ifname: str) -> None:
     machine = short in lab.spec.machines
     roamed = lab.roams.get(short) if ifname == "eth0" else next(
         (r for r in lab.roams.values() if r["far_if"] == ifname
-         and short == f"carrier-{r['carrier']}"), None)
+         and lab.plan.resolve(short) == carrier_node(r["carrier"])), None)
     if roamed is not None:
         lines = _port_lines(roamed, far=ifname != "eth0")
         if ifname == "eth0":
@@ -162,7 +162,7 @@ PORT_RANGES = ((20000, 20999), (30000, 30999), (40000, 40999), (50000, 50999))
 
 def mapped_ports(lab: Lab, carrier: str) -> dict[str, int]:
     """Public UDP ports of the carrier's current mappings: subscriber ip:port -> port."""
-    out = lab.netns_executor(f"carrier-{carrier}").run(
+    out = lab.netns_executor(carrier_node(carrier)).run(
         ["conntrack", "-L", "-p", "udp"], check=False).stdout
     ports = {}
     for line in out.splitlines():
@@ -181,7 +181,7 @@ def nat_reset(lab: Lab, carrier: str) -> NatReset:
     state = _state(lab)
     epochs = dict(state.life.get("nat", {}))
     epoch = int(epochs.get(carrier, 0)) + 1
-    x = lab.netns_executor(f"carrier-{carrier}")
+    x = lab.netns_executor(carrier_node(carrier))
     mappings = mapped_ports(lab, carrier)
     taken = set(mappings.values())
     if epoch % 2:
