@@ -1,13 +1,14 @@
 """Recovery after a laptop's life events (issue 14): from the fault's end to every session
 Established and every announced address reachable, median of N runs.
 
-Run as root: `PYTHONPATH=src python bench/recovery_bench.py [--runs 5] [--sleep 60]`.
+Run as root from the repository, with src on the Python path: bench/recovery_bench.py
+[--runs 5] [--sleep 60].
 One lab (hub vps; laptop and friend behind carrier cgnat, carol behind isp2, a spare
 carrier mobile) serves every run. Each run starts healthy (checked), injects the event
-with `wgbgp.lab.life`, then lets the recoverer work: the machine's agent when one runs
+with wgbgp.lab.life, then lets the recoverer work: the machine's agent when one runs
 there, else `wgbgp apply` on the faulted machine right at the fault's end (the printed
-table says which; `--recoverer none`: nothing but the machine's own daemons). The
-sessions that do not touch the faulted machine must keep their uptime: the `kept` column
+table says which; --recoverer none: nothing but the machine's own daemons). The
+sessions that do not touch the faulted machine must keep their uptime: the "kept" column
 counts runs where every one of them did.
 """
 

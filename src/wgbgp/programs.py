@@ -51,6 +51,8 @@ _PROGRAMS: list[Program] = [
     *_all("iproute2", "machine", "ip"),
     *_all("nftables", "machine", "nft"),
     *_all("procps", "machine", "sysctl"),
+    # The lab's life events find and signal a machine's processes from inside it.
+    *_all("procps", "lab", "pgrep", "ps", "kill"),
     *_all("iputils-ping", "machine", "ping"),
     *_all("frr", "machine", "vtysh", "/usr/lib/frr/frrinit.sh", "frrinit.sh",
           *(f"/usr/lib/frr/{d}" for d in ("watchfrr", "zebra", "bgpd", "staticd", "bfdd")),

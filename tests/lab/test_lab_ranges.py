@@ -17,7 +17,7 @@ hubs:
   vps: {{endpoint: {hub}:51820}}
 nodes:
   home-server: {{asn: 65301, announce: [{lan}]}}
-  roamer: {{asn: 65302, announce: [100.100.31.1/32]}}
+  roamer: {{asn: 65302, announce: [{other}]}}
 lab:
   nodes:
     home-server: {{home_nat: true}}
@@ -25,8 +25,9 @@ lab:
 
 
 def _spec(overlay: str = "10.40.0.0/24", hub: str = "203.0.113.40",
-          lan: str = "192.168.201.0/24") -> LabSpec:
-    topology, _ = parse(TOPOLOGY.format(overlay=overlay, hub=hub, lan=lan), "t.yaml")
+          lan: str = "192.168.201.0/24", other: str = "100.100.31.1/32") -> LabSpec:
+    topology, _ = parse(TOPOLOGY.format(overlay=overlay, hub=hub, lan=lan, other=other),
+                        "t.yaml")
     return spec_for(topology, "anyt")
 
 
@@ -62,7 +63,7 @@ def test_hubs_at_assorted_public_addresses(hub: str) -> None:
 
 
 def test_an_overlay_in_cgnat_space_moves_the_subscribers() -> None:
-    spec = _spec(overlay="100.64.0.0/10")
+    spec = _spec(overlay="100.64.0.0/10", other="10.99.0.1/32")
     assert not spec.ranges.subscribers.overlaps(IPv4Network("100.64.0.0/10"))
     plan_underlay(spec)
 
