@@ -10,7 +10,7 @@ from ..lab import faults, life
 from ..lab.build import Lab
 from ..lab.power import BOOT_HOOK
 from ..lab.runner import LabError, require_lab
-from .common import HELP_MARKUP, fail, out
+from .common import HELP_MARKUP, fail, out, plural
 
 app = typer.Typer(help="Inject a life event into a running lab: roam, nat-reset, sleep, "
                   "reboot, flap, kill. Recovery is the agent's (or `--apply`'s).",
@@ -70,8 +70,8 @@ def fault_nat_reset(carrier: str = typer.Argument(..., help="Carrier whose NAT f
         r = life.nat_reset(lab, carrier)
     except life.FaultError as exc:
         fail(str(exc))
-    out.print(f"carrier {carrier} forgot {r.flushed} mapping(s); new mappings: {r.ports}",
-              markup=False)
+    out.print(f"carrier {carrier} forgot {plural(r.flushed, 'mapping')}; new mappings: "
+              f"{r.ports}", markup=False)
 
 
 @app.command("sleep")

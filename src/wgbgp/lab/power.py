@@ -29,6 +29,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from ..words import plural
 from .build import Lab
 from .machine import RUN_DIRS, _chown, start_init
 from .state import kill_pid_namespaces, namespace_pids, ns_inodes
@@ -127,7 +128,8 @@ def wipe_runtime(lab: Lab, name: str) -> list[str]:
             if there:
                 x.run(["ip", family, "route", "flush", "table", "all", "proto", proto],
                       check=False)
-                gone.append(f"{len(there.splitlines())} {proto} route(s) (IPv{family[1]})")
+                count = len(there.splitlines())
+                gone.append(f"{plural(count, proto + ' route')} (IPv{family[1]})")
         rules = json.loads(x.run(["ip", "-j", family, "rule", "show"], check=False).stdout
                            or "[]")
         for rule in rules:
