@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # browser; prometheus brings promtool, which checks and tests the shipped alert rules.
 packages=(frr frr-pythontools bird2 wireguard-tools wireguard-go nftables iproute2 iputils-ping procps
           openssh-server openssh-client graphviz chromium chromium-driver prometheus
-          cloud-init debootstrap python3 python3-venv python3-pip)
+          cloud-init debootstrap catatonit conntrack python3 python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,6 +51,8 @@ _PROGRAMS: list[Program] = [
     *_all("iproute2", "machine", "ip"),
     *_all("nftables", "machine", "nft"),
     *_all("procps", "machine", "sysctl"),
+    # The lab's life events find and signal a machine's processes from inside it.
+    *_all("procps", "lab", "pgrep", "ps", "kill"),
     *_all("iputils-ping", "machine", "ping"),
     *_all("frr", "machine", "vtysh", "/usr/lib/frr/frrinit.sh", "frrinit.sh",
           *(f"/usr/lib/frr/{d}" for d in ("watchfrr", "zebra", "bgpd", "staticd", "bfdd")),
@@ -72,7 +74,11 @@ _PROGRAMS: list[Program] = [
     *_all("mawk", "machine", "awk"),
     *_all("dash", "machine", "sh", "/bin/sh"),
     *_all("bash", "machine", "bash", "/bin/bash"),
-    *_all("util-linux", "lab", "nsenter", "unshare", "findmnt"),
+    *_all("util-linux", "lab", "nsenter", "unshare", "findmnt", "setsid", "setpriv"),
+    # PID 1 of every lab machine's PID namespace: reaps the orphans daemons leave.
+    *_all("catatonit", "lab", "catatonit"),
+    # `wgbgp lab fault nat-reset`: a carrier forgets its NAT mappings.
+    *_all("conntrack", "lab", "conntrack"),
     *_all("mount", "lab", "mount", "umount"),
     *_all("openssh-server", "lab", "/usr/sbin/sshd"),
     *_all("openssh-client", "lab", "ssh-keygen"),

@@ -64,7 +64,8 @@ def udp_exchange(lab: Lab, udp_tool: Path, server: str, clients: list[str],
 
 def test_plan_names_and_addresses_are_lab_scoped():
     plan = plan_underlay(three_client_spec("p1"))
-    assert "wgbgp-p1-inet" in plan.namespaces and "wgbgp-p1-home-home" in plan.namespaces
+    # Infrastructure names start with `_`, which no machine name does.
+    assert "wgbgp-p1-_inet" in plan.namespaces and "wgbgp-p1-_home-home" in plan.namespaces
     assert all(ns.startswith("wgbgp-p1-") for ns in plan.namespaces)
     assert plan.public_ip("alice") == plan.public_ip("home") != plan.public_ip("carol")
     assert plan.public_ip("vps") == IPv4Address(HUB)
@@ -81,8 +82,11 @@ def test_plan_names_and_addresses_are_lab_scoped():
 def test_spec_rejects_clashes():
     with pytest.raises(LabSpecError, match="not declared"):
         LabSpec("x", clients=(ClientSpec("a", "nope"),))
-    with pytest.raises(LabSpecError, match="reserved"):
-        LabSpec("x", hubs=(HubSpec("inet", IPv4Address(HUB)),))
+    # Every valid machine name works, also the infrastructure's own words.
+    named = LabSpec("x", hubs=(HubSpec("inet", IPv4Address(HUB)),),
+                    clients=(ClientSpec("carrier-c", "c", home_nat=True),
+                             ClientSpec("home-carrier-c", "c")), carriers=(CarrierSpec("c"),))
+    assert len(set(plan_underlay(named).namespaces)) == 7
     with pytest.raises(LabSpecError, match="lab name"):
         LabSpec("Bad Name")
     with pytest.raises(LabSpecError, match="lab's own"):

@@ -33,10 +33,13 @@ from .common import (
     plural,
     read_topology,
 )
+from .labfault import app as fault_app
 
 app = typer.Typer(help="Build the network on this machine: namespaces, CG-NAT, real daemons.",
                   rich_markup_mode=HELP_MARKUP,
                   no_args_is_help=True)
+
+app.add_typer(fault_app, name="fault")
 
 NAME_HELP = "Lab name (default: the network's name; for other commands, the only running lab)."
 

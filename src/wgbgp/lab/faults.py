@@ -3,20 +3,17 @@
 `crash` is a silent death (power cut, kernel panic, provider outage): the tunnel stops
 first, then every process of the machine is killed, so no BGP NOTIFICATION or TCP FIN
 reaches a peer; peers notice only by BFD or the hold timer. `restart` is the machine
-booting again and `wgbgp apply` running on it: the same apply code as `lab up`.
+booting again (`lab/power.py`) and `wgbgp apply` running on it: the same apply code as
+`lab up`. The laptop's other life events are in `lab/life.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..apply import ApplyResult
 from ..apply.parallel import apply_many
@@ -26,29 +23,19 @@ from ..model import parse
 from ..observe.probe import ping_counts
 from ..render import render_machine
 from .build import Lab
+from .power import boot, power_off
 from .runner import lab_topology_path
 
 
 def crash(lab: Lab, name: str) -> list[int]:
-    """Kill machine `name` silently: tunnels down first, then every process SIGKILLed.
+    """Kill machine `name` silently: tunnels down first, then every process at once.
 
-    Returns the pids killed. Its network namespace and addresses stay (the VPS still
+    Returns the host pids killed. Its network namespace and addresses stay (the VPS still
     exists, nothing runs on it), so `restart` can bring it back.
     """
-    machine = lab.machine(name)
-    x = machine.executor()
-    links = x.run(["ip", "-o", "link", "show", "type", "wireguard"], check=False).stdout
-    links += x.run(["ip", "-o", "link", "show", "type", "tun"], check=False).stdout
-    for iface in sorted(set(re.findall(r"^\d+:\s+([^:@\s]+)", links, flags=re.M))):
-        x.run(["ip", "link", "set", "dev", iface, "down"], check=False)
-    pids = machine.pids()
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-        time.sleep(0.05)
+    pids = power_off(lab, name)
     # A kernel WireGuard interface outlives its processes: remove it as a reboot would.
+    x = lab.netns_executor(name)
     for iface in re.findall(r"^\d+:\s+([^:@\s]+)", x.run(
             ["ip", "-o", "link", "show", "type", "wireguard"], check=False).stdout, flags=re.M):
         x.run(["ip", "link", "del", "dev", iface], check=False)
@@ -56,7 +43,10 @@ def crash(lab: Lab, name: str) -> list[int]:
 
 
 def restart(lab: Lab, name: str) -> ApplyResult:
-    """Bring machine `name` back: apply its configuration again, as after a reboot."""
+    """Bring machine `name` back: boot it if it is off, then apply its configuration
+    again, as after a reboot (with no agent or boot hook to do it)."""
+    if lab.machine(name).init_pid() is None:
+        boot(lab, name)
     path = lab_topology_path(lab.name)
     topology, _ = parse(path.read_text(), str(path))
     plans = compile_topology(topology)
@@ -100,7 +90,7 @@ class PingRun:
     def stop(self) -> PingResult:
         """Stop the ping (SIGINT, so it prints its summary) and read what it saw."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGINT)  # to ping itself (MachineProcess)
         out, _ = self.proc.communicate(timeout=10)
         return parse_ping(out, self.interval)
 
@@ -123,3 +113,24 @@ def route_dev(lab: Lab, machine: str, dest: str, source: str | None = None) -> s
     out = lab.machine(machine).executor().run(argv, check=False).stdout
     m = re.search(r"\bdev (\S+)", out)
     return m.group(1) if m else ""
+
+
+AGENT_PATTERN = "wgbgp agent"  # how `wgbgp agent` shows in a machine's process list
+
+
+def agent_running(lab: Lab, name: str) -> bool:
+    """An agent runs in the machine (it repairs on its own)."""
+    res = lab.machine(name).executor().run(["pgrep", "-f", AGENT_PATTERN], check=False)
+    return res.ok
+
+
+def recover(lab: Lab, names: list[str]) -> dict[str, str]:
+    """What repairs each machine after a fault: its agent when one runs there, else
+    `wgbgp apply` now (`restart`). Machine -> "agent" or apply's summary."""
+    done = {}
+    for name in names:
+        if agent_running(lab, name):
+            done[name] = "agent"
+        else:
+            done[name] = restart(lab, name).summary()
+    return done

@@ -12,7 +12,7 @@ import yaml
 
 from ..model.schema import LabPlacement, Topology
 from ..model.special import DOCUMENTATION, is_public
-from .spec import CarrierSpec, ClientSpec, HubSpec, LabSpec, LabSpecError
+from .spec import CarrierSpec, ClientSpec, HubSpec, LabRanges, LabSpec, LabSpecError
 
 DEFAULT_CARRIER = "cgnat"
 # Hubs whose endpoint is a DNS name get an address from TEST-NET-3 inside the lab.
@@ -30,38 +30,60 @@ def hub_ip(host: str, spare: int) -> IPv4Address:
     return addr
 
 
-# Address ranges the lab's own underlay uses (see underlay.plan_underlay).
-LAB_RANGES = {
-    "subscriber": IPv4Network("100.64.0.0/16"),
-    "internet": IPv4Network("198.18.0.0/16"),
-    "management": IPv4Network("198.19.0.0/16"),
-    "carrier public": IPv4Network("198.51.100.0/24"),
-    "home LAN": IPv4Network("192.168.0.0/16"),
+# Candidates for each of the lab's own ranges, first choice first (LabRanges' defaults).
+# Documentation, benchmarking and private space: never a real network's addresses.
+_N = IPv4Network
+CANDIDATES: dict[str, tuple[IPv4Network, ...]] = {
+    "inet_gw": tuple(_N(f"{a}/32") for a in (
+        "198.18.0.1", "198.19.255.1", "192.0.2.254", "198.51.100.254", "203.0.113.254",
+        "172.31.255.254", "10.255.255.254")),
+    "carrier_pool": tuple(_N(n) for n in (
+        "198.51.100.0/24", "192.0.2.0/24", "203.0.113.0/24", "198.18.200.0/24",
+        "198.19.200.0/24", "172.31.200.0/24", "10.255.200.0/24")),
+    # CG-NAT space as at a real carrier, unless the topology itself lives there.
+    "subscribers": (*IPv4Network("100.64.0.0/10").subnets(new_prefix=16),
+                    _N("10.251.0.0/16"), _N("172.28.0.0/16")),
+    "mgmt": tuple(_N(n) for n in ("198.19.0.0/16", "172.31.0.0/16", "10.254.0.0/16",
+                                  "198.18.0.0/16", "192.168.0.0/16")),
+    "homes": tuple(_N(n) for n in ("192.168.0.0/16", "172.30.0.0/16", "10.253.0.0/16",
+                                   "172.29.0.0/16", "10.252.0.0/16")),
 }
 
 
-def clashes(topology: Topology) -> list[str]:
-    """Overlay or announced prefixes that the lab's underlay already uses."""
-    mine: list[tuple[str, IPv4Network | IPv6Network]] = (
-        [("the overlay", topology.network.overlay)] if topology.network.overlay else [])
-    mine += [(f"hub {h}'s overlay", hub.overlay) for h, hub in topology.hubs.items()
-             if hub.overlay is not None and hub.overlay != topology.network.overlay]
-    mine += [(f"{n}'s {p}", p) for n, node in topology.nodes.items() for p in node.announce]
-    # The underlay is IPv4 only: IPv6 prefixes cannot clash with it.
-    return [f"{what} overlaps the lab's {kind} range {net}"
-            for what, prefix in mine if prefix.version == 4
-            for kind, net in LAB_RANGES.items() if prefix.overlaps(net)]
+def used_addresses(topology: Topology, hub_ips: list[IPv4Address]) -> list[IPv4Network]:
+    """Every IPv4 network the topology's own traffic uses: overlays, announcements, hubs."""
+    used: list[IPv4Network | IPv6Network] = (
+        [topology.network.overlay] if topology.network.overlay else [])
+    used += [hub.overlay for hub in topology.hubs.values() if hub.overlay is not None]
+    used += [p for node in topology.nodes.values() for p in node.announce]
+    out = [n for n in used if isinstance(n, IPv4Network)]
+    return out + [IPv4Network(ip) for ip in hub_ips]
+
+
+def choose_ranges(used: list[IPv4Network]) -> LabRanges:
+    """The lab's own ranges: for each, the first candidate that overlaps nothing the
+    topology uses nor a range chosen before it. LabSpecError when none is free."""
+    taken = list(used)
+    chosen: dict[str, IPv4Network] = {}
+    for what, candidates in CANDIDATES.items():
+        free = next((c for c in candidates if not any(c.overlaps(t) for t in taken)), None)
+        if free is None:
+            raise LabSpecError(f"no free range for the lab's {what} among "
+                               f"{', '.join(map(str, candidates[:4]))}, ...: the topology "
+                               "uses them all")
+        chosen[what] = free
+        taken.append(free)
+    return LabRanges(chosen["inet_gw"].network_address, chosen["carrier_pool"],
+                     chosen["subscribers"], chosen["mgmt"], chosen["homes"])
 
 
 def spec_for(topology: Topology, name: str) -> LabSpec:
     """The LabSpec of a topology: hubs on the Internet, clients behind their carriers."""
-    problems = clashes(topology)
-    if problems:
-        raise LabSpecError("; ".join(problems) + " (pick other prefixes to try it in the lab)")
     lab = topology.lab
     placements = lab.nodes if lab else {}
     hubs = tuple(HubSpec(h, hub_ip(hub.host, i), hub.port)
                  for i, (h, hub) in enumerate(topology.hubs.items()))
+    ranges = choose_ranges(used_addresses(topology, [h.public_ip for h in hubs]))
     clients = tuple(
         ClientSpec(n, placements.get(n, LabPlacement()).carrier,
                    placements.get(n, LabPlacement()).home_nat)
@@ -70,7 +92,7 @@ def spec_for(topology: Topology, name: str) -> LabSpec:
     used = dict.fromkeys(c.carrier for c in clients)
     carriers = tuple(CarrierSpec(c, declared[c].udp_timeout if c in declared else 30)
                      for c in [*declared, *(u for u in used if u not in declared)])
-    return LabSpec(name=name, hubs=hubs, clients=clients, carriers=carriers)
+    return LabSpec(name=name, hubs=hubs, clients=clients, carriers=carriers, ranges=ranges)
 
 
 def with_lab_keys(topology: Topology, spec: LabSpec, public_keys: dict[str, str]) -> Topology:

@@ -1,4 +1,4 @@
-"""Lab machines: a network namespace plus a persistent mount and UTS namespace.
+"""Lab machines: a network namespace plus persistent mount, UTS and PID namespaces.
 
 Inside a machine the real-host paths work unchanged: `/etc/wireguard`, `/etc/frr`,
 `/etc/bird`, `/run/frr`, `/run/bird`, `/run/wireguard`, ... are private to it (bind mounts
@@ -6,23 +6,40 @@ of per-machine directories under the lab's state dir, so they are inspectable fr
 `wg`, `vtysh` and `/usr/lib/frr/frrinit.sh` reach this machine's own daemons, and the
 hostname is the machine's name. Apply and observe code runs unchanged through
 `Machine.executor()`.
+
+Each machine has its own PID namespace, whose first process (PID 1) is `catatonit -P`: it
+only reaps the orphans that daemons leave when they fork into the background. `/proc`
+inside the machine is that namespace's, so `pgrep bgpd` in one machine lists only its
+own daemons and a `kill` there reaches nothing else. The namespace lives as long as its
+PID 1: killing PID 1 kills every process of the machine at once (a power cut, see
+`lab/power.py`), and `start_init` gives the machine a new one (it boots).
 """
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
 import re
 import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, overload
 
 from wgbgp.apply.changes import FRR_DAEMONS
-from wgbgp.lab.state import LAB_ROOT, NETNS_DIR, LabState, lab_dir, namespace_pids, ns_inodes
+from wgbgp.lab.state import (
+    LAB_ROOT,
+    NETNS_DIR,
+    LabState,
+    lab_dir,
+    namespace_pids,
+    ns_inodes,
+    ns_pid,
+)
 from wgbgp.lab.underlay import netns_name
 from wgbgp.transport import LocalExecutor
 
@@ -83,6 +100,11 @@ class Machine:
     def uts_file(self) -> Path:
         return lab_dir(self.lab) / "ns" / f"{self.name}.uts"
 
+    @property
+    def pid_file(self) -> Path:
+        """Handle of the machine's PID namespace (replaced at every boot)."""
+        return lab_dir(self.lab) / "ns" / f"{self.name}.pid"
+
     def host_path(self, inside: str) -> Path:
         """Where a path inside the machine (under a private dir) lives on the host."""
         if inside.startswith("/var/run/"):  # a symlink to /run on Debian
@@ -93,13 +115,23 @@ class Machine:
         raise ValueError(f"{inside} is not inside one of the machine's private directories")
 
     def prefix(self) -> list[str]:
-        """Command prefix that runs a command inside this machine."""
+        """Command prefix that runs a command inside this machine.
+
+        nsenter forks to enter the PID namespace and waits outside it, without passing on
+        signals; `setpriv --pdeathsig KILL` ends the command when that nsenter dies (an
+        executor's timeout kills it, `Popen.kill()` and `terminate()` reach it). To send a
+        command a particular signal, use `signal_inside`."""
+        return [*self.enter(), "setpriv", "--pdeathsig", "KILL", "--"]
+
+    def enter(self) -> list[str]:
+        """nsenter into every namespace of the machine (no signal handling: see prefix)."""
         return ["nsenter", f"--mount={self.mnt_file}", f"--uts={self.uts_file}",
-                f"--net={self.netns_path}", "--"]
+                f"--net={self.netns_path}", f"--pid={self.pid_file}", "--"]
 
     def executor(self) -> LocalExecutor:
         """An executor for apply/observe code; runs every command inside the machine."""
-        return LocalExecutor(self.name, prefix=self.prefix(), env=dict(MACHINE_ENV))
+        return LocalExecutor(self.name, prefix=self.prefix(), env=dict(MACHINE_ENV),
+                             popen=MachineProcess)
 
     def exec(self, argv: list[str]) -> int:
         """Run a command interactively inside the machine (stdio inherited); its exit code.
@@ -108,13 +140,18 @@ class Machine:
         it to the command, which decides (an interactive shell or vtysh survives it).
         """
         env = {**os.environ, **MACHINE_ENV}
-        proc = subprocess.Popen([*self.prefix(), *argv], env=env, cwd="/")
-        # Ignore only after the child exists: an ignored SIGINT would be inherited.
+        # nsenter waits outside the machine's PID namespace and would die of the terminal's
+        # Ctrl-C, leaving the command orphaned: it inherits an ignored SIGINT/SIGQUIT, and
+        # `env --default-signal` gives the command the defaults back, as a shell does.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        quit_was = signal.signal(signal.SIGQUIT, signal.SIG_IGN)
         try:
+            proc = subprocess.Popen([*self.prefix(), "env", "--default-signal=INT,QUIT",
+                                     *argv], env=env, cwd="/")
             code = proc.wait()
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGQUIT, quit_was)
         return 128 - code if code < 0 else code  # killed by signal N -> 128+N, as shells do
 
     @overload
@@ -132,12 +169,18 @@ class Machine:
         Teardown kills it with everything else in the machine's namespaces.
         """
         env = {**os.environ, **MACHINE_ENV}
-        proc = subprocess.Popen([*self.prefix(), *argv], env=env, cwd="/", stdout=stdout,
-                                stderr=stderr, text=text)
+        proc = MachineProcess([*self.prefix(), *argv], env=env, cwd="/", stdout=stdout,
+                              stderr=stderr, text=text)
         state = LabState.load(self.lab)
         if state is not None:
             state.record(pids=[{"pid": proc.pid, "machine": self.name, "argv": argv}])
         return proc
+
+    def init_pid(self) -> int | None:
+        """Host pid of the machine's PID 1 (its catatonit), or None when it is not running."""
+        inits = [p for p in namespace_pids(ns_inodes([self.pid_file]), ("pid",))
+                 if ns_pid(p) == 1]
+        return inits[0] if inits else None
 
     def pids(self) -> list[int]:
         """Every process running in this machine (its network or mount namespace)."""
@@ -145,6 +188,32 @@ class Machine:
 
     def exists(self) -> bool:
         return self.netns_path.exists() and self.mnt_file.exists()
+
+
+class MachineProcess(subprocess.Popen):  # type: ignore[type-arg]  # str or bytes, as opened
+    """A command run through `Machine.prefix()`: its signals go to the command itself.
+
+    nsenter waits outside the PID namespace and passes no signal on. Killing it instead
+    would orphan the command to the host's init, which need not reap; a zombie in a PID
+    namespace keeps that namespace's PID 1 from ever finishing its exit. So
+    `send_signal` (and with it `kill()` and `terminate()`) signals the command, and nsenter
+    reaps it and exits with its status."""
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is not None:
+            return
+        for child in _children(self.pid) or [self.pid]:  # before the fork: nsenter itself
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of a process (the command nsenter forked)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
 
 
 def _dirname(inside: str) -> str:
@@ -160,7 +229,7 @@ def create_machines(lab: str, names: list[str], state: LabState, workers: int = 
     # `unshare --mount=FILE` needs FILE on a private mount; otherwise the namespace handle
     # would propagate into other mount namespaces and keep each other alive.
     state.record(mounts=[str(nsdir)], ns_files=[str(p) for m in machines
-                                                for p in (m.mnt_file, m.uts_file)])
+                                                for p in (m.mnt_file, m.uts_file, m.pid_file)])
     if not _is_mountpoint(nsdir):
         _check(["mount", "--bind", str(nsdir), str(nsdir)])
     _check(["mount", "--make-private", str(nsdir)])
@@ -173,6 +242,7 @@ def create_machines(lab: str, names: list[str], state: LabState, workers: int = 
         _prepare_dirs(m)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(_unshare, machines))
+        list(pool.map(start_init, machines))
     return machines
 
 
@@ -249,6 +319,48 @@ def _unshare(m: Machine) -> None:
     _check(["unshare", f"--mount={m.mnt_file}", f"--uts={m.uts_file}",
             "--propagation", "private",
             "nsenter", f"--net={m.netns_path}", "sh", "-c", setup_script(m)], m.name)
+
+
+INIT = "catatonit"  # PID 1 of every machine: reaps orphans, ignores the rest (`-P`)
+
+
+def start_init(m: Machine, timeout: float = 10) -> int:
+    """Give the machine a new PID namespace with its PID 1, and its /proc; the host pid.
+
+    `unshare --pid=FILE` pins the namespace on the machine's pid handle (in the host's
+    mount namespace, where the handle lives), its child joins the machine's other
+    namespaces and mounts a /proc of the new PID namespace over the machine's /proc, then
+    becomes catatonit. unshare itself waits outside, and ends with it.
+    """
+    if _is_mountpoint(m.pid_file):  # the handle of a previous boot's (dead) namespace
+        _check(["umount", str(m.pid_file)], m.name)
+    m.pid_file.touch()
+    # -n: libmount would leave /run/mount/utab in the fresh /run otherwise.
+    script = ("umount -n -l /proc 2>/dev/null || true\n"
+              "mount -n -t proc -o nosuid,nodev,noexec proc /proc\n"
+              f"echo ready\nexec {INIT} -P >/dev/null 2>&1\n")
+    # `setsid -f`: unshare runs detached (its own session, so a Ctrl-C meant for the
+    # caller spares it) and the process we start returns at once.
+    proc = subprocess.Popen(
+        ["setsid", "-f", "unshare", f"--pid={m.pid_file}", "--fork", "nsenter",
+         f"--mount={m.mnt_file}", f"--uts={m.uts_file}", f"--net={m.netns_path}",
+         "sh", "-c", script],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    # "ready" comes once PID 1 exists: from then on nsenter --pid may fork into it.
+    line = proc.stdout.readline()
+    proc.stdout.close()
+    proc.wait(timeout)
+    if line.strip() != b"ready":
+        why = proc.stderr.read().decode(errors="replace").strip()
+        raise MachineError(f"machine {m.name}: its PID 1 did not start: {why or line!r}")
+    proc.stderr.close()
+    deadline = time.monotonic() + timeout
+    while (pid := m.init_pid()) is None:
+        if time.monotonic() > deadline:
+            raise MachineError(f"machine {m.name}: its PID 1 did not show up")
+        time.sleep(0.02)
+    return pid
 
 
 def _is_mountpoint(path: Path) -> bool:

@@ -19,6 +19,7 @@ from ..transport import Executor
 from ..words import plural
 from .build import Lab
 from .runner import announced_addresses, convergence, lab_topology_path
+from .underlay import INET, carrier_node
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def crosses_hub(executors: Mapping[str, Executor], hubs: list[str], before: dict
 def cgnat_refuses_inbound(lab: Lab, executors: Mapping[str, Executor],
                           plans: dict[str, Plan]) -> list[Assertion]:
     """From the Internet, a client is unreachable: by its address, and through its NAT mapping."""
-    inet = lab.netns_executor("inet")
+    inet = lab.netns_executor(INET)
     clients = [n for n, p in plans.items() if p.role == "client"]
     direct = [c for c in clients
               if inet.run(["ping", "-c", "1", "-W", "1", str(lab.plan.address[c])],
@@ -164,7 +165,7 @@ def cgnat_refuses_inbound(lab: Lab, executors: Mapping[str, Executor],
 
 def carrier_drops(lab: Lab, carrier: str) -> int:
     """Unsolicited inbound packets a carrier has dropped so far."""
-    res = lab.netns_executor(f"carrier-{carrier}").run(
+    res = lab.netns_executor(carrier_node(carrier)).run(
         ["nft", "-j", "list", "table", "ip", "wgbgp_nat"], check=False)
     if not res.ok:
         return 0

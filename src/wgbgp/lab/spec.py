@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 # Lab and machine names end up in namespace names, hostnames and file names.
 LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-# Infrastructure namespaces share the `wgbgp-<lab>-` prefix with machines.
-RESERVED = ("inet", "mgmt")
-RESERVED_PREFIXES = ("carrier-", "home-")
+# Infrastructure namespaces share the `wgbgp-<lab>-` prefix with machines; their names
+# start with `_`, which no machine name does (underlay.infra).
 
 
 class LabSpecError(ValueError):
@@ -50,6 +49,35 @@ class ClientSpec:
 
 
 @dataclass(frozen=True)
+class LabRanges:
+    """The lab's own addresses. `fromtopology.choose_ranges` picks them around every
+    address a topology uses; these defaults are its first choices."""
+
+    inet_gw: IPv4Address = IPv4Address("198.18.0.1")     # the Internet's end of every link
+    carrier_pool: IPv4Network = IPv4Network("198.51.100.0/24")  # carriers' public addresses
+    subscribers: IPv4Network = IPv4Network("100.64.0.0/16")     # carrier i: its i-th /24
+    mgmt: IPv4Network = IPv4Network("198.19.0.0/16")     # management LAN, never routed
+    homes: IPv4Network = IPv4Network("192.168.0.0/16")   # home router i: its i-th /24
+
+    def named(self) -> dict[str, IPv4Network]:
+        """Each range by what it is for (the Internet gateway as a /32)."""
+        return {"Internet gateway": IPv4Network(self.inet_gw),
+                "carrier public": self.carrier_pool, "subscriber": self.subscribers,
+                "management": self.mgmt, "home LAN": self.homes}
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str] | None) -> LabRanges:
+        if not data:
+            return cls()
+        return cls(IPv4Address(data["inet_gw"]), IPv4Network(data["carrier_pool"]),
+                   IPv4Network(data["subscribers"]), IPv4Network(data["mgmt"]),
+                   IPv4Network(data["homes"]))
+
+
+@dataclass(frozen=True)
 class LabSpec:
     """The whole lab: hubs on the Internet, clients behind carriers."""
 
@@ -57,6 +85,7 @@ class LabSpec:
     hubs: tuple[HubSpec, ...] = ()
     clients: tuple[ClientSpec, ...] = ()
     carriers: tuple[CarrierSpec, ...] = field(default=())
+    ranges: LabRanges = field(default_factory=LabRanges)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -75,6 +104,7 @@ class LabSpec:
             "clients": [{"name": c.name, "carrier": c.carrier, "home_nat": c.home_nat}
                         for c in self.clients],
             "carriers": [{"name": c.name, "udp_timeout": c.udp_timeout} for c in self.carriers],
+            "ranges": self.ranges.to_dict(),
         }
 
     @classmethod
@@ -88,6 +118,7 @@ class LabSpec:
                           for c in data.get("clients", ())),
             carriers=tuple(CarrierSpec(c["name"], int(c.get("udp_timeout", 30)))
                            for c in data.get("carriers", ())),
+            ranges=LabRanges.from_dict(data.get("ranges")),
         )
 
 
@@ -101,9 +132,6 @@ def validate(spec: LabSpec) -> None:
     for n in names:
         if not _MACHINE.match(n):
             raise LabSpecError(f"machine name {n!r}: use letters, digits, '_', '.', '-'")
-        if n in RESERVED or n.startswith(RESERVED_PREFIXES):
-            raise LabSpecError(
-                f"machine name {n!r} is reserved for the lab's own namespaces; rename it")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise LabSpecError(f"machine names used twice: {', '.join(dupes)}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..transport import netns_connector
 from .build import Lab
 from .state import NETNS_DIR, lab_dir
+from .underlay import MGMT
 
 SSHD = "/usr/sbin/sshd"
 SSHD_DIR = "/run/wgbgp-sshd"  # /run is private to each lab machine
@@ -73,7 +74,7 @@ def start_sshd(lab: Lab, timeout: float = 20) -> SshAccess:
         known.append(f"{ip} {' '.join(host_pub.split()[:2])}")
         targets[name] = f"root@{ip}"
     (keys / "known_hosts").write_text("\n".join(known) + "\n")
-    netns = NETNS_DIR / lab.plan.ns("mgmt")
+    netns = NETNS_DIR / lab.plan.ns(MGMT)
     deadline = time.monotonic() + timeout
     for name, target in targets.items():
         ip = target.split("@", 1)[1]

@@ -66,6 +66,8 @@ class LabState:
     ns_files: list[str] = field(default_factory=list)    # nsfs bind mounts (mnt/uts handles)
     mounts: list[str] = field(default_factory=list)      # other host-side mounts
     pids: list[PidRecord] = field(default_factory=list)  # processes started, for the record
+    # What life events changed (lab/life.py): "roams" {client: uplink}, "nat" {carrier: epoch}.
+    life: dict[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
 
     @classmethod
@@ -128,6 +130,15 @@ class LabState:
                 merged = list(getattr(disk, key)) if disk else []
                 merged += [v for v in current + list(added) if v not in merged]
                 setattr(self, key, merged)
+            self._write()
+
+    def set_life(self, key: str, value: Any) -> None:
+        """Set one entry of `life` and save, merged with the file under the lock."""
+        with _locked(self.lab):
+            disk = LabState.load(self.lab)
+            if disk is not None:
+                self.life = dict(disk.life)
+            self.life[key] = value
             self._write()
 
     def set_status(self, status: str) -> None:
@@ -212,8 +223,8 @@ def ns_inodes(handles: list[Path]) -> set[int]:
     return inodes
 
 
-def namespace_pids(inodes: set[int]) -> list[int]:
-    """Pids of processes whose network or mount namespace has one of these inodes."""
+def namespace_pids(inodes: set[int], kinds: tuple[str, ...] = ("net", "mnt")) -> list[int]:
+    """Pids of processes whose namespace of one of `kinds` has one of these inodes."""
     if not inodes:
         return []
     me = os.getpid()
@@ -221,7 +232,7 @@ def namespace_pids(inodes: set[int]) -> list[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
-        for kind in ("net", "mnt"):
+        for kind in kinds:
             try:
                 link = os.readlink(f"/proc/{entry.name}/ns/{kind}")  # e.g. "net:[4026532177]"
             except OSError:
@@ -232,10 +243,43 @@ def namespace_pids(inodes: set[int]) -> list[int]:
     return found
 
 
-def kill_namespace_processes(handles: list[Path], grace: float = 2.0) -> list[int]:
-    """TERM every process in these namespaces, then KILL the ones still there after `grace`."""
+def kill_pid_namespaces(handles: list[Path], timeout: float = 5.0) -> list[int]:
+    """KILL the PID 1 of every PID namespace among `handles`; wait until each is empty.
+
+    The kernel then kills every process inside at once, and the nsenters waiting outside
+    reap their commands before they exit. Killed in any other order, a command whose
+    nsenter died first is orphaned to the host's init, which need not reap it, and the
+    namespace's PID 1 waits for that zombie forever."""
     inodes = ns_inodes(handles)
-    killed: list[int] = []
+    inits = [p for p in namespace_pids(inodes, ("pid",)) if ns_pid(p) == 1]
+    for pid in inits:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while namespace_pids(inodes, ("pid",)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return inits
+
+
+def ns_pid(pid: int) -> int:
+    """A process's pid inside its own PID namespace (the last NSpid field), 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except OSError:
+        return 0
+    return pid
+
+
+def kill_namespace_processes(handles: list[Path], grace: float = 2.0) -> list[int]:
+    """Every machine's PID 1 first (see kill_pid_namespaces), then TERM every process in
+    these namespaces, then KILL the ones still there after `grace`."""
+    inodes = ns_inodes(handles)
+    # Everything there now is ended below: directly, or with its namespace's PID 1.
+    killed = namespace_pids(inodes)
+    kill_pid_namespaces(handles)
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         pids = namespace_pids(inodes)
         for pid in pids:

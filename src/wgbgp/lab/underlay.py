@@ -16,6 +16,7 @@ names only need to be unique per namespace and two labs cannot collide.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,15 +26,9 @@ from pathlib import Path
 from wgbgp.lab.spec import LabSpec, LabSpecError
 from wgbgp.lab.state import NETNS_DIR, LabState, lab_dir
 
-# Address plan. Lab-internal ranges are chosen so that they cannot collide with
-# overlays or announced prefixes in topologies (10.x, 100.100.0.0/16, 192.0.2.x, ...).
-INET_GW = IPv4Address("198.18.0.1")                  # the Internet's end of every public link
-CARRIER_POOL = IPv4Network("198.51.100.0/24")        # one public address per carrier
-SUBSCRIBERS = IPv4Network("100.64.0.0/16")           # carrier i: 100.64.i.0/24 (not 100.100/16)
+# The lab's own addresses are the spec's `ranges` (LabRanges), chosen around the
+# topology's. Subscriber space is always CG-NAT space, as at a real carrier.
 CGNAT_SPACE = IPv4Network("100.64.0.0/10")
-MGMT_NET = IPv4Network("198.19.0.0/16")               # management LAN, never routed anywhere
-MGMT_GW = IPv4Address("198.19.255.254")              # the mgmt namespace's own address
-LAB_INTERNAL = (IPv4Network("198.18.0.0/15"), CGNAT_SPACE, IPv4Network("192.168.0.0/16"))
 
 
 def netns_name(lab: str, short: str) -> str:
@@ -41,11 +36,29 @@ def netns_name(lab: str, short: str) -> str:
     return f"wgbgp-{lab}-{short}"
 
 
+def infra(short: str) -> str:
+    """Node name of an infrastructure namespace ("inet" -> "_inet"): `_` first, which no
+    machine name has, so that every valid machine name (`internet`, `carrier`,
+    `home-server`, even `inet`) works."""
+    return "_" + short
+
+
+INET, MGMT = infra("inet"), infra("mgmt")
+
+
+def carrier_node(carrier: str) -> str:
+    return infra(f"carrier-{carrier}")
+
+
+def home_node(client: str) -> str:
+    return infra(f"home-{client}")
+
+
 @dataclass(frozen=True)
 class End:
     """One end of a veth link."""
 
-    ns: str          # short name (machine name, "inet", "carrier-x", ...)
+    ns: str          # node name (a machine's name, or INET, carrier_node(c), ...)
     ifname: str      # <= 15 characters
     addr: IPv4Address | None = None
     alias: str = ""  # human hint shown by `ip link` (what is at the other end)
@@ -81,16 +94,28 @@ class UnderlayPlan:
     gateway: dict[str, IPv4Address] = field(default_factory=dict)      # machine -> next hop
     mgmt_ip: dict[str, IPv4Address] = field(default_factory=dict)      # machine -> mgmt addr
     carrier_of: dict[str, str] = field(default_factory=dict)            # client -> carrier
+    mgmt_prefixlen: int = 16
+
+    def resolve(self, short: str) -> str:
+        """A node's name: a machine's, or an infrastructure node's as its own ("_inet") or
+        as it was called before machines could take any name ("inet", "carrier-<c>")."""
+        names = {n.short for n in self.nodes}
+        if short in names:
+            return short
+        if infra(short) in names:
+            return infra(short)
+        raise KeyError(f"lab {self.lab!r} has no namespace {short!r}")
 
     def ns(self, short: str) -> str:
         """Full namespace name of a node."""
-        return netns_name(self.lab, short)
+        return netns_name(self.lab, self.resolve(short))
 
     @property
     def namespaces(self) -> list[str]:
-        return [self.ns(n.short) for n in self.nodes]
+        return [netns_name(self.lab, n.short) for n in self.nodes]
 
     def node(self, short: str) -> Node:
+        short = self.resolve(short)
         return next(n for n in self.nodes if n.short == short)
 
     def public_ip(self, machine: str) -> IPv4Address:
@@ -139,13 +164,18 @@ table ip wgbgp_nat {{
 
 def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
     """The address plan and configuration of every namespace. Pure."""
+    r = spec.ranges
     for hub in spec.hubs:
         ip = hub.public_ip
-        if any(ip in net for net in LAB_INTERNAL) or ip.is_loopback or ip.is_multicast \
+        inside = [kind for kind, net in r.named().items() if ip in net]
+        if inside or ip in CGNAT_SPACE or ip.is_loopback or ip.is_multicast \
                 or ip.is_unspecified or ip.is_link_local or ip.is_reserved:
+            where = f"the lab's own {inside[0]} range" if inside else "CG-NAT space" \
+                if ip in CGNAT_SPACE else "no unicast address"
             raise LabSpecError(
                 f"hub {hub.name!r}: public IP {hub.public_ip} is inside the lab's own "
-                "address space or not a unicast address; pick another")
+                f"address space or not a unicast address ({where}); pick another")
+    inet_gw = r.inet_gw
     if len(spec.carriers) > 256:
         raise LabSpecError("at most 256 carriers")
     nodes: list[Node] = []
@@ -155,23 +185,28 @@ def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
 
     for i, hub in enumerate(spec.hubs):
         links.append(Link(End(hub.name, "eth0", hub.public_ip, "internet"),
-                          End("inet", f"h{i}", INET_GW, f"hub {hub.name}")))
+                          End(INET, f"h{i}", inet_gw, f"hub {hub.name}")))
         address[hub.name] = hub.public_ip
-        gateway[hub.name] = INET_GW
-        nodes.append(Node(hub.name, "hub", (f"default via {INET_GW} dev eth0",),
+        gateway[hub.name] = inet_gw
+        nodes.append(Node(hub.name, "hub", (f"default via {inet_gw} dev eth0",),
                           MACHINE_SYSCTLS))
 
     hub_ips = {h.public_ip for h in spec.hubs}
-    pool = (ip for ip in CARRIER_POOL.hosts() if ip not in hub_ips)
+    pool = (ip for ip in r.carrier_pool.hosts() if ip not in hub_ips and ip != inet_gw)
+    subnets = list(r.subscribers.subnets(new_prefix=24))
+    lans = list(r.homes.subnets(new_prefix=24))
     carrier_ip: dict[str, IPv4Address] = {}
     client_carrier: dict[str, str] = {}
     homes = 0
     for ci, carrier in enumerate(spec.carriers):
-        cshort = f"carrier-{carrier.name}"
+        cshort = carrier_node(carrier.name)
         carrier_ip[carrier.name] = public = next(pool)
         links.append(Link(End(cshort, "wan", public, "internet"),
-                          End("inet", f"c{ci}", INET_GW, f"carrier {carrier.name}")))
-        subnet = list(SUBSCRIBERS.subnets(new_prefix=24))[ci]
+                          End(INET, f"c{ci}", inet_gw, f"carrier {carrier.name}")))
+        if ci >= len(subnets):
+            raise LabSpecError(f"at most {len(subnets)} carriers ({r.subscribers} is the "
+                               "lab's subscriber range)")
+        subnet = subnets[ci]
         gw = subnet.network_address + 1
         subscribers = [c for c in spec.clients if c.carrier == carrier.name]
         if len(subscribers) > 253:
@@ -180,11 +215,11 @@ def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
             client_carrier[client.name] = carrier.name
             sub_ip = gw + 1 + si
             if client.home_nat:
-                home = f"home-{client.name}"
+                home = home_node(client.name)
                 homes += 1
-                if homes > 254:
-                    raise LabSpecError("at most 254 clients behind home NAT")
-                lan_gw = IPv4Address(f"192.168.{homes}.1")
+                if homes >= len(lans):
+                    raise LabSpecError(f"at most {len(lans) - 1} clients behind home NAT")
+                lan_gw = lans[homes].network_address + 1
                 links.append(Link(End(home, "wan", sub_ip, f"carrier {carrier.name}"),
                                   End(cshort, f"s{si}", gw, f"home of {client.name}")))
                 links.append(Link(End(client.name, "eth0", lan_gw + 1, "home router"),
@@ -197,7 +232,7 @@ def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
                                   End(cshort, f"s{si}", gw, f"client {client.name}")))
                 address[client.name], gateway[client.name] = sub_ip, gw
         timeout = str(carrier.udp_timeout)
-        nodes.append(Node(cshort, "carrier", (f"default via {INET_GW} dev wan",), (
+        nodes.append(Node(cshort, "carrier", (f"default via {inet_gw} dev wan",), (
             *_ROUTER,
             # Both: a flow with replies counts as a "stream" and would get 120 s otherwise.
             ("net.netfilter.nf_conntrack_udp_timeout", timeout),
@@ -209,22 +244,26 @@ def plan_underlay(spec: LabSpec, mgmt: bool = True) -> UnderlayPlan:
 
     mgmt_ip: dict[str, IPv4Address] = {}
     if mgmt:
-        bridge = ["link add br0 type bridge", f"addr add {MGMT_GW}/{MGMT_NET.prefixlen} dev br0",
+        mgmt_gw = r.mgmt.broadcast_address - 1  # the mgmt namespace's own address
+        bridge = ["link add br0 type bridge", f"addr add {mgmt_gw}/{r.mgmt.prefixlen} dev br0",
                   "link set br0 up"]
+        if len(spec.machines) >= r.mgmt.num_addresses - 3:
+            raise LabSpecError(f"at most {r.mgmt.num_addresses - 4} machines "
+                               f"({r.mgmt} is the lab's management range)")
         for mi, machine in enumerate(spec.machines):
-            mgmt_ip[machine] = MGMT_NET.network_address + 1 + mi
+            mgmt_ip[machine] = r.mgmt.network_address + 1 + mi
             links.append(Link(End(machine, "mgmt0", None, "lab management"),
-                              End("mgmt", f"m{mi}", None, f"machine {machine}")))
+                              End(MGMT, f"m{mi}", None, f"machine {machine}")))
             # Isolated ports talk to the bridge (the mgmt namespace), never to each other:
             # management must not become a path between clients that bypasses the CG-NAT.
             bridge += [f"link set m{mi} master br0",
                        f"link set m{mi} type bridge_slave isolated on"]
-        nodes.append(Node("mgmt", "mgmt", (), (("net.ipv4.ip_forward", "0"), *_ROUTER[1:]),
+        nodes.append(Node(MGMT, "mgmt", (), (("net.ipv4.ip_forward", "0"), *_ROUTER[1:]),
                           extra_ip=tuple(bridge)))
     # The Internet needs no routes: each link's peer address is a host route already.
-    nodes.insert(0, Node("inet", "internet", (), _ROUTER))
+    nodes.insert(0, Node(INET, "internet", (), _ROUTER))
     return UnderlayPlan(spec.name, tuple(nodes), tuple(links), carrier_ip, address, gateway,
-                        mgmt_ip, client_carrier)
+                        mgmt_ip, client_carrier, r.mgmt.prefixlen)
 
 
 def host_batch(plan: UnderlayPlan) -> str:
@@ -234,25 +273,40 @@ def host_batch(plan: UnderlayPlan) -> str:
     interface ever exists in the host's namespace, even for a moment.
     """
     lines = [f"netns add {ns}" for ns in plan.namespaces]
-    for link in plan.links:
-        lines.append(f"link add {link.a.ifname} netns {plan.ns(link.a.ns)} type veth "
-                     f"peer name {link.b.ifname} netns {plan.ns(link.b.ns)}")
+    for i, link in enumerate(plan.links):
+        lines.append(f"link add {link.a.ifname} netns {plan.ns(link.a.ns)} "
+                     f"address {link_mac(plan.lab, i, 'a')} type veth "
+                     f"peer name {link.b.ifname} netns {plan.ns(link.b.ns)} "
+                     f"address {link_mac(plan.lab, i, 'b')}")
     return "".join(line + "\n" for line in lines)
+
+
+def link_mac(lab: str, index: int, side: str) -> str:
+    """The MAC address of one end of a link: fixed, so that each end's neighbour entry for
+    the other can be written before any packet flows (see node_batch)."""
+    digest = hashlib.sha256(f"{lab}/{index}/{side}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))  # locally administered
 
 
 def node_batch(plan: UnderlayPlan, node: Node) -> str:
     """`ip -batch` lines run inside one namespace: addresses, links up, routes."""
     lines = ["link set lo up", *node.extra_ip]
-    for link in plan.links:
-        for me, peer in ((link.a, link.b), (link.b, link.a)):
+    for i, link in enumerate(plan.links):
+        for me, peer, side in ((link.a, link.b, "b"), (link.b, link.a, "a")):
             if me.ns != node.short:
                 continue
             if me.alias:
                 lines.append(f'link set {me.ifname} alias "{me.alias}"')
             if me.addr is not None:
                 lines.append(f"addr add {me.addr}/32 peer {peer.addr}/32 dev {me.ifname}")
+                # A permanent neighbour entry: ARP entries are one host-wide table (1,024
+                # by default, shared by every namespace and lab), and once it overflows a
+                # dynamic entry that expires is never re-made: traffic on the link stops.
+                # Permanent entries are exempt from that limit.
+                lines.append(f"neigh replace {peer.addr} lladdr {link_mac(plan.lab, i, side)} "
+                             f"dev {me.ifname} nud permanent")
             elif me.ifname == "mgmt0":
-                lines.append(f"addr add {plan.mgmt_ip[node.short]}/{MGMT_NET.prefixlen} "
+                lines.append(f"addr add {plan.mgmt_ip[node.short]}/{plan.mgmt_prefixlen} "
                              "dev mgmt0")
             lines.append(f"link set {me.ifname} up")
     lines += [f"route add {r}" for r in node.routes]

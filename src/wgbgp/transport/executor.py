@@ -108,6 +108,12 @@ class Executor(Protocol):
         """Write atomically (temp file in the same directory, then rename)."""
 
 
+class _TimedOut(Exception):
+    def __init__(self, stdout: str) -> None:
+        super().__init__("timed out")
+        self.stdout = stdout
+
+
 @dataclass
 class LocalExecutor:
     """Runs on this machine, optionally with a command prefix (e.g. `nsenter ...`)."""
@@ -115,6 +121,9 @@ class LocalExecutor:
     name: str = "localhost"
     prefix: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # The process class: a prefix whose first program waits for the real command (the
+    # lab's nsenter into a PID namespace) supplies one whose kill() reaches that command.
+    popen: type[subprocess.Popen[str]] = subprocess.Popen
 
     def run(
         self, argv: list[str], *, input: str | None = None, check: bool = True,
@@ -123,19 +132,26 @@ class LocalExecutor:
         full = [*self.prefix, *argv]
         env = {**os.environ, **self.env} if self.env else None
         try:
-            proc = subprocess.run(
-                full, input=input, capture_output=True, text=True, timeout=timeout, env=env,
-            )
+            # subprocess.run's own steps, with our process class.
+            with self.popen(full, stdin=subprocess.PIPE if input is not None else None,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env) as proc:
+                try:
+                    stdout, stderr = proc.communicate(input, timeout=timeout)
+                except subprocess.TimeoutExpired as exc:
+                    proc.kill()
+                    proc.wait()
+                    # A hung command is a failed command, not an exception of another kind.
+                    out = exc.stdout or ""
+                    if isinstance(out, bytes):
+                        out = out.decode(errors="replace")
+                    raise _TimedOut(out) from None
         except FileNotFoundError as exc:
             result = CommandResult(tuple(argv), 127, "", str(exc))
-        except subprocess.TimeoutExpired as exc:
-            # A hung command is a failed command, not an exception of another kind.
-            out = exc.stdout or ""
-            if isinstance(out, bytes):
-                out = out.decode(errors="replace")
-            result = CommandResult(tuple(argv), 124, out, f"timed out after {timeout} s")
+        except _TimedOut as exc:
+            result = CommandResult(tuple(argv), 124, exc.stdout, f"timed out after {timeout} s")
         else:
-            result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+            result = CommandResult(tuple(argv), proc.returncode, stdout, stderr)
         if check and not result.ok:
             raise CommandFailed(result, self.name)
         return result
