@@ -18,7 +18,6 @@ from ..graph import (
     topology_graph,
     with_status,
 )
-from ..transport import Executor, LocalExecutor
 from .common import err, fail, read_topology
 
 FORMATS = ("svg", "png", "dot", "mermaid")
@@ -111,23 +110,12 @@ def graph(
 def _live_statuses(topology: Path) -> dict[str, dict[str, object]]:
     """Status of this machine (when it is one of the topology's) and of every machine
     with an `ssh:` target."""
-    from ..compile import compile_topology
-    from ..observe.locate import locate
-    from ..observe.status import snapshot, status_from_snapshot
     from ..web.collect import Source, statuses
-    from .observe import _ssh_executors
+    from .machines import reachable_machines
 
-    topo, _ = read_topology(topology)
-    plans = compile_topology(topo)
-    executors: dict[str, Executor] = {}
-    here, _how = locate(plans, status_from_snapshot(snapshot(LocalExecutor())))
-    if here:
-        executors[here] = LocalExecutor(here)
-    executors.update(_ssh_executors(plans, topology, here))
-    if not executors:
-        fail("no machine of the topology can be read from here",
-             "run it on one of the machines, give machines `ssh:` targets, or pass "
-             "--status FILE from `wgbgp status --json`")
+    topo, plans, executors = reachable_machines(
+        topology, "run it on one of the machines, give machines `ssh:` targets, or pass "
+        "--status FILE from `wgbgp status --json`")
     return dict(statuses(Source(topo.network.name, executors, plans, topo.network.mode)))
 
 

@@ -49,6 +49,7 @@ from .common import (
     plural,
     read_topology,
 )
+from .machines import ssh_executors
 
 TOPOLOGY_HELP = "Topology file: tells which machine this is and what should be there."
 NODE_HELP = "This machine's name in the topology (default: recognised by key or address)."
@@ -276,14 +277,6 @@ def print_report(report: Report, show_all: bool = False) -> None:
               f"{counts['skip']} skipped as consequences)", markup=True)
 
 
-def _ssh_executors(plans: dict[str, Plan], topology: Path,
-                   skip: str | None) -> dict[str, SSHExecutor]:
-    topo, _ = read_topology(topology)
-    targets = {**{n: h.ssh for n, h in topo.hubs.items()},
-               **{n: c.ssh for n, c in topo.nodes.items()}}
-    return {n: SSHExecutor(t, name=n) for n, t in targets.items() if t and n != skip}
-
-
 def doctor(
     topology: Path | None = typer.Argument(None, help=TOPOLOGY_HELP),
     node: str | None = typer.Option(None, "--node", "-n", help=NODE_HELP),
@@ -319,7 +312,7 @@ def doctor(
         executor = LocalExecutor(name)
         executors: dict[str, Executor] = {name: executor}
         if ssh and plans and topology is not None:
-            executors.update(_ssh_executors(plans, topology, name))
+            executors.update(ssh_executors(plans, topology, name))
         obs = gather(executors, plans, probe=probe)
         if save is not None:
             save.write_text(json.dumps(obs.to_json(), indent=1) + "\n")

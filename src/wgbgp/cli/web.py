@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..observe.exporter import parse_listen
-from .common import fail, read_topology
+from .common import fail
 
 LISTEN_HELP = "ADDRESS:PORT to serve on (port 0: any free one). Off loopback a token is " \
               "required."
@@ -85,24 +85,12 @@ def web(
 
     Prints the URL first, then serves until Ctrl-C.
     """
-    from ..compile import compile_topology
-    from ..observe.locate import locate
-    from ..observe.status import snapshot, status_from_snapshot
-    from ..transport import Executor, LocalExecutor
     from ..web.collect import Source
-    from .observe import _ssh_executors
+    from .machines import reachable_machines
 
     where = _listen(listen, token_file)
-    topo, _ = read_topology(topology)
-    plans = compile_topology(topo)
-    executors: dict[str, Executor] = {}
-    here, _how = locate(plans, status_from_snapshot(snapshot(LocalExecutor())))
-    if here:
-        executors[here] = LocalExecutor(here)
-    executors.update(_ssh_executors(plans, topology, here))
-    if not executors:
-        fail("no machine of the topology can be read from here",
-             "run it on one of the machines, or give machines `ssh:` targets")
+    topo, plans, executors = reachable_machines(
+        topology, "run it on one of the machines, or give machines `ssh:` targets")
     _serve(Source(topo.network.name, executors, plans, topo.network.mode, probe=probe),
            where, interval)
 

@@ -24,15 +24,20 @@ def _mapping_value(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | N
     return None
 
 
-def set_public_key(text: str, section: str, name: str, key: str) -> str:
-    """`text` with `<section>.<name>.public_key` set to `key`: the old value's characters
-    replaced where they stand, or a `public_key:` line added under the machine."""
+def _section(text: str, section: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The (key, value) nodes of the top-level `section` of the YAML `text`."""
     loader = Loader(text)
     try:
         root = loader.get_single_node()
     finally:
         loader.dispose()
-    sec = _mapping_value(root, section) if root is not None else None
+    return _mapping_value(root, section) if root is not None else None
+
+
+def set_public_key(text: str, section: str, name: str, key: str) -> str:
+    """`text` with `<section>.<name>.public_key` set to `key`: the old value's characters
+    replaced where they stand, or a `public_key:` line added under the machine."""
+    sec = _section(text, section)
     machine = _mapping_value(sec[1], name) if sec else None
     if machine is None or not isinstance(machine[1], yaml.MappingNode):
         raise EditError(f"{section}.{name} is not a mapping in the file")
@@ -87,12 +92,7 @@ def _subtree_end(node: yaml.Node) -> int:
 def add_machine(text: str, section: str, name: str, fields: dict[str, object]) -> str:
     """`text` with a new machine `name` under `section` (after the last one there), its
     `fields` one per line in the style of the file; every other byte unchanged."""
-    loader = Loader(text)
-    try:
-        root = loader.get_single_node()
-    finally:
-        loader.dispose()
-    sec = _mapping_value(root, section) if root is not None else None
+    sec = _section(text, section)
     if sec is None:
         raise EditError(f"the file has no '{section}:' section")
     body = sec[1]
