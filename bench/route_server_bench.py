@@ -152,7 +152,8 @@ class Hub:
     def state(self, daemon: str) -> tuple[int, int, int]:
         """(sessions Established, BGP routes in the hub's kernel, routes sent in all)."""
         proto = "bird" if daemon == "bird" else "bgp"
-        routes = self.x.run(["sh", "-c", f"ip -4 route show proto {proto} | wc -l"]).stdout
+        routes = len(self.x.run(["ip", "-4", "route", "show", "proto", proto]).stdout
+                     .splitlines())
         if daemon == "bird":
             out = self.x.run(["birdc", "show", "protocols", "all"], check=False,
                              timeout=120).stdout
@@ -166,7 +167,7 @@ class Hub:
             peers = summary.get("ipv4Unicast", {}).get("peers", {})
             up = sum(1 for p in peers.values() if p.get("state") == "Established")
             sent = sum(p.get("pfxSnt", 0) for p in peers.values())
-        return up, int(routes.strip() or 0), sent
+        return up, routes, sent
 
     def wait_all(self, daemon: str, n: int, timeout: float, *, sent: bool = False
                  ) -> tuple[float, tuple[int, int, int]]:
