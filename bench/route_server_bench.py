@@ -152,7 +152,8 @@ class Hub:
     def state(self, daemon: str) -> tuple[int, int, int]:
         """(sessions Established, BGP routes in the hub's kernel, routes sent in all)."""
         proto = "bird" if daemon == "bird" else "bgp"
-        routes = self.x.run(["sh", "-c", f"ip -4 route show proto {proto} | wc -l"]).stdout
+        routes = len(self.x.run(["ip", "-4", "route", "show", "proto", proto]).stdout
+                     .splitlines())
         if daemon == "bird":
             out = self.x.run(["birdc", "show", "protocols", "all"], check=False,
                              timeout=120).stdout
@@ -166,7 +167,7 @@ class Hub:
             peers = summary.get("ipv4Unicast", {}).get("peers", {})
             up = sum(1 for p in peers.values() if p.get("state") == "Established")
             sent = sum(p.get("pfxSnt", 0) for p in peers.values())
-        return up, int(routes.strip() or 0), sent
+        return up, routes, sent
 
     def wait_all(self, daemon: str, n: int, timeout: float, *, sent: bool = False
                  ) -> tuple[float, tuple[int, int, int]]:
@@ -225,13 +226,18 @@ def one(daemon: str, n: int, args: argparse.Namespace, name: str) -> dict:
         time.sleep(args.cpu_seconds)
         hz = 100  # USER_HZ on Linux
         row["cpu_pct"] = 100 * (cpu_ticks(pids) - before) / hz / (time.monotonic() - t0)
+        print(f"  {daemon} {n} so far: {row}", file=sys.stderr, flush=True)
         if daemon == "bird" and n in args.reconfigure:
             row.update(reconfigure(hub, n))
         row["restart_stop_start_s"] = hub.stop_start(daemon)
         row["restart_back_s"], st = hub.wait_all(daemon, n, args.timeout)
         row["restart_established"], row["restart_routes"], _ = st
-        more, st = hub.wait_all(daemon, n, args.timeout, sent=True)
-        row["restart_exchange_s"] = row["restart_back_s"] + more
+        print(f"  {daemon} {n} so far: {row}", file=sys.stderr, flush=True)
+        if args.restart_exchange:
+            more, st = hub.wait_all(daemon, n, args.timeout, sent=True)
+            row["restart_exchange_s"] = row["restart_back_s"] + more
+        else:
+            row["restart_exchange_s"] = float("nan")
     finally:
         hub.close()
     print(f"  {daemon} {n}: {row}", file=sys.stderr)
@@ -338,67 +344,6 @@ def bench_routeserver(args: argparse.Namespace) -> list[dict]:
     return [*rows, {"wireguard_go": wg}]
 
 
-# BIRD as N clients at once, for BFD (bgp_peers.py speaks no BFD): one BGP protocol per
-# client address, each with BFD, exporting nothing.
-SIMULATOR = """router id 192.0.2.1;
-protocol device {{ scan time 10; }}
-protocol bfd {{ interface "rs1" {{ interval {ms} ms; multiplier 3; }}; }}
-template bgp sim {{ direct; hold time 30; keepalive time 10; bfd on; ipv4 {{ import none;
-  export none; }}; }}
-"""
-
-
-def bench_bfd(args: argparse.Namespace) -> list[dict]:
-    """BIRD hub CPU with N BFD sessions up (every --bfd-ms, x 3), against the same hub
-    with BFD off; the clients are one BIRD process (its CPU is reported apart)."""
-    rows = []
-    for n in args.clients:
-        for ms in [None, *args.bfd_ms]:
-            name = f"birdhubbfd{os.getpid() % 10000}"
-            plan, rendered = hub_file(n, "bird", ms)
-            hub = Hub(name, plan)
-            try:
-                hub.apply(rendered)
-                conf = SIMULATOR.format(ms=ms or 300).replace("bfd on;", "bfd on;" if ms else "")
-                conf += "".join(f"protocol bgp c{i} from sim {{ local {a} as {asn}; "
-                                f"neighbor {hub.ip.ip} as {HUB_ASN}; }}\n"
-                                for i, (a, asn, _) in enumerate(hub.clients, 1))
-                sim = Path(tempfile.mkdtemp(prefix="wgbgp-bfd-"))
-                (sim / "sim.conf").write_text(conf)
-                hub.px.run(["bird", "-c", str(sim / "sim.conf"), "-s", str(sim / "ctl"),
-                            "-P", str(sim / "pid")])
-                t0 = time.monotonic()
-                while True:
-                    up, _, _ = hub.state("bird")
-                    bfd_up = hub.x.run(["sh", "-c", "birdc show bfd sessions | grep -c ' Up '"],
-                                       check=False).stdout.strip() if ms else "0"
-                    if (up >= n and (not ms or int(bfd_up or 0) >= n)) or \
-                            time.monotonic() - t0 > args.timeout:
-                        break
-                    time.sleep(1)
-                time.sleep(10)
-                pids = daemon_pids(hub.lab, "bird")
-                sim_pid = int((sim / "pid").read_text())
-                before, sim_before, t1 = cpu_ticks(pids), cpu_ticks([sim_pid]), time.monotonic()
-                time.sleep(args.cpu_seconds)
-                wall = time.monotonic() - t1
-                row = {"clients": n, "bfd_ms": ms, "established": up, "bfd_up": int(bfd_up or 0),
-                       "hub_cpu_pct": (cpu_ticks(pids) - before) / wall,
-                       "sim_cpu_pct": (cpu_ticks([sim_pid]) - sim_before) / wall}
-                rows.append(row)
-                print(f"  {row}", file=sys.stderr)
-            finally:
-                hub.close()
-    print("BIRD hub CPU (% of one core; USER_HZ 100) with N sessions, BFD x 3:")
-    print(f"{'clients':>7} {'BFD':>8} {'Established':>11} {'BFD up':>6} {'hub CPU %':>9} "
-          f"{'clients CPU %':>13}")
-    for r in rows:
-        bfd = f"{r['bfd_ms']} ms" if r["bfd_ms"] else "off"
-        print(f"{r['clients']:>7} {bfd:>8} {r['established']:>11} {r['bfd_up']:>6} "
-              f"{r['hub_cpu_pct']:>9.1f} {r['sim_cpu_pct']:>13.1f}")
-    return rows
-
-
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The routeserver command's options (scale_bench.py's parser)."""
     ap.add_argument("--daemons", nargs="+", default=["frr", "bird"], choices=["frr", "bird"])
@@ -406,6 +351,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cpu-seconds", type=float, default=30)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--wg", type=int, nargs="*", default=[])
+    ap.add_argument("--no-restart-exchange", dest="restart_exchange", action="store_false",
+                    help="after a restart, wait for sessions and installed routes only, not "
+                         "for every route to be sent again (N^2 updates: long at 5,000)")
     ap.add_argument("--active", action="store_true", help="simulated clients connect to the "
                     "hub (default: they listen and the hub connects, as to real clients)")
-    ap.add_argument("--bfd-ms", type=int, nargs="*", default=[300, 100])

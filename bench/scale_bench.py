@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_bench import rss_kib
-from route_server_bench import add_arguments, bench_bfd, bench_routeserver
+from route_server_bench import add_arguments, bench_routeserver
 
 from wgbgp.compile import session_count
 from wgbgp.lab import faults
@@ -213,8 +213,7 @@ def bench_failover(args: argparse.Namespace) -> list[dict]:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
-    "lab": bench_lab, "failover": bench_failover, "routeserver": bench_routeserver,
-    "bfd": bench_bfd}
+    "lab": bench_lab, "failover": bench_failover, "routeserver": bench_routeserver}
 
 
 def main() -> int:
@@ -232,7 +231,7 @@ def main() -> int:
         print("the scale benchmark needs root (lab namespaces)", file=sys.stderr)
         return 2
     defaults = {"lab": ([10, 30, 60], 1), "failover": ([3], 5),
-                "routeserver": ([1000, 5000], 1), "bfd": ([1000], 1)}[args.command]
+                "routeserver": ([1000, 5000], 1)}[args.command]
     args.clients = args.clients or defaults[0]
     args.runs = args.runs or defaults[1]
     rows = COMMANDS[args.command](args)

@@ -301,12 +301,9 @@ def assert_frr_ok(path: Path) -> None:
 def test_frr_config_accepted_by_vtysh(example, machine, rendered):
     conf = rendered / example.stem / machine / "etc/frr/frr.conf"
     topology, _ = parse(example.read_text())
-    if machine in topology.hubs:
-        runs_frr = topology.network.mode == "hub" and topology.hubs[machine].daemon == "frr"
-    else:
-        runs_frr = topology.nodes[machine].daemon == "frr"
-    if not runs_frr:
-        # A mesh hub runs no BGP (a route server does); a BIRD hub or node runs no FRR.
+    if topology.machine(machine).daemon != "frr" or (
+            machine in topology.hubs and topology.network.mode == "mesh"):
+        # A mesh hub runs no BGP (a route server does); a BIRD node or hub runs no FRR.
         assert not conf.exists()
         return
     assert_frr_ok(conf)
