@@ -9,7 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "wgbgp"
 # Left to right; a layer may import its own package and any layer with a lower rank.
 RANK = {"programs": 0, "words": 0, "model": 1, "compile": 2, "render": 3, "transport": 4,
-        "apply": 5, "observe": 6, "lab": 7, "cli": 8, "__main__": 9}
+        "apply": 5, "observe": 6, "agent": 7, "lab": 8, "cli": 9,
+        "__main__": 10}
 PURE = {"model", "compile", "render"}
 IMPURE_STDLIB = {"subprocess", "socket", "asyncssh", "shutil"}
 

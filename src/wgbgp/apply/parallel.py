@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from ..render import RenderedFile
 from ..transport import Executor
+from .applylock import DEFAULT_WAIT, ApplyLocked, apply_lock, holder_name
 from .changes import mask_output
 from .machine import ApplyResult, MachinePlan, Progress, apply_machine, down_machine, plan_machine
 
@@ -44,12 +45,28 @@ def for_each(
 
 def apply_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress | None = None,
                enable_at_boot: bool = True, userspace_fallback: bool = True,
-               ) -> dict[str, ApplyResult]:
-    """apply_machine on every machine in parallel; never raises for one machine's failure."""
-    raw = for_each(jobs, lambda x, files: apply_machine(
-        x, files, progress=progress, enable_at_boot=enable_at_boot,
-        userspace_fallback=userspace_fallback), max_parallel=max_parallel)
+               lock_wait: float = DEFAULT_WAIT) -> dict[str, ApplyResult]:
+    """apply_machine on every machine in parallel; never raises for one machine's failure.
+
+    Each machine's apply holds that machine's apply lock (applylock.py): a second apply
+    there waits up to `lock_wait` seconds, then fails at step `lock`, having changed nothing.
+    """
+    def one(x: Executor, files: Sequence[RenderedFile]) -> ApplyResult:
+        return locked(x, "apply", lock_wait, lambda: apply_machine(
+            x, files, progress=progress, enable_at_boot=enable_at_boot,
+            userspace_fallback=userspace_fallback))
+
+    raw = for_each(jobs, one, max_parallel=max_parallel)
     return {name: _as_result(name, r) for name, r in raw.items()}
+
+
+def locked(x: Executor, what: str, wait: float, fn: Callable[[], ApplyResult]) -> ApplyResult:
+    """`fn()` under the machine's apply lock; a failed result at step `lock` if busy."""
+    try:
+        with apply_lock(x, holder_name(what), wait):
+            return fn()
+    except ApplyLocked as exc:
+        return ApplyResult(x.name, ok=False, failed_step="lock", error=str(exc))
 
 
 def plan_many(jobs: Sequence[Job], *, max_parallel: int = 8, frr_delta: bool = True,
@@ -60,9 +77,11 @@ def plan_many(jobs: Sequence[Job], *, max_parallel: int = 8, frr_delta: bool = T
 
 
 def down_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress | None = None,
-              ) -> dict[str, ApplyResult]:
-    raw = for_each(jobs, lambda x, files: down_machine(x, files, progress=progress),
-                   max_parallel=max_parallel)
+              lock_wait: float = DEFAULT_WAIT) -> dict[str, ApplyResult]:
+    """down_machine on every machine in parallel, each under its apply lock."""
+    raw = for_each(jobs, lambda x, files: locked(
+        x, "down", lock_wait, lambda: down_machine(x, files, progress=progress)),
+        max_parallel=max_parallel)
     return {name: _as_result(name, r) for name, r in raw.items()}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import apply, keys, lab, observe, rotate, topology
+from . import agent, apply, keys, lab, observe, rotate, topology
 from .common import HELP_MARKUP, JsonErrorsGroup, version
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ app.add_typer(lab.app, name="lab")
 app.command()(observe.status)
 app.command()(observe.doctor)
 app.command()(observe.exporter)
+app.command()(agent.agent)
 
 
 def main() -> None:

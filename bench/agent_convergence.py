@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""From `apply` to every BGP session Established on the classic lab, with and without the
+agent's connect-on-handshake (agent/kick.py).
+
+    sudo python bench/agent_convergence.py            # 5 runs each
+    sudo python bench/agent_convergence.py -r 7 --trace
+
+Each run builds a fresh classic lab (hub `vps`, `laptop` and `friend` behind a CG-NAT, real
+wireguard-go and FRR) with its machines and keys only (`lab up --bare`'s state), then
+applies all three machines at once (apply_many, as `wgbgp apply --all` does) and, for the
+`agent` variant, starts the agent in every machine right after (as `wgbgp apply` and
+`wgbgp lab up` do). It polls every 50 ms:
+- each client's first WireGuard handshake (`wg show all latest-handshakes` non-zero);
+- both ends of the laptop-friend session (`show bgp summary json`).
+Reported, in seconds, medians with min and max:
+- apply->up:  from the start of apply to both ends Established;
+- hs->up:     from the later of the two clients' first handshakes to both ends Established
+              (the issue's goal: 1 s or less).
+`--trace` prints every state change of every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+
+from wgbgp.apply.parallel import apply_many
+from wgbgp.compile import compile_topology
+from wgbgp.lab.runner import lab_topology_path, start_agents, up
+from wgbgp.lab.state import teardown
+from wgbgp.model import parse
+from wgbgp.model.examples import classic_text
+from wgbgp.render import render_machine
+from wgbgp.transport import Executor
+
+POLL = 0.05
+CLIENTS = ("laptop", "friend")
+
+
+def state(x: Executor) -> str:
+    res = x.run(["vtysh", "-c", "show bgp summary json"], check=False)
+    try:
+        peers = json.loads(res.stdout)["ipv4Unicast"]["peers"]
+    except (ValueError, KeyError, TypeError):
+        return "down"
+    return ",".join(p.get("state", "?") for p in peers.values()) or "none"
+
+
+def handshaken(x: Executor) -> bool:
+    res = x.run(["wg", "show", "all", "latest-handshakes"], check=False)
+    return any(line.split()[-1] != "0" for line in res.stdout.splitlines() if line.split())
+
+
+def one_run(agent: bool, trace: bool, timeout: float = 60) -> tuple[float, float]:
+    name = "agbench" + uuid.uuid4().hex[:4]
+    topo, _ = parse(classic_text(), "classic.yaml")
+    report = up(topo, name=name, bare=True)
+    try:
+        from wgbgp.lab.build import open_lab
+        lab = open_lab(name)
+        assert lab is not None
+        x = {n: m.executor() for n, m in lab.machines.items()}
+        path = lab_topology_path(name)
+        plans = compile_topology(parse(path.read_text(), str(path))[0])
+        jobs = [(x[n], render_machine(p)) for n, p in plans.items()]
+        t0 = time.monotonic()
+        results = apply_many(jobs, enable_at_boot=False)
+        assert all(r.ok for r in results.values()), [r.summary() for r in results.values()]
+        if agent:
+            start_agents(x, path)
+        hs: dict[str, float] = {}
+        last: dict[str, str] = {}
+        while True:
+            now = time.monotonic() - t0
+            states = {c: state(x[c]) for c in CLIENTS}
+            for c in CLIENTS:
+                if c not in hs and handshaken(x[c]):
+                    hs[c] = now
+                    if trace:
+                        print(f"  {now:6.2f} {c} first handshake")
+                if trace and states[c] != last.get(c):
+                    print(f"  {now:6.2f} {c} {states[c]}")
+            last = states
+            if all(s == "Established" for s in states.values()) and len(hs) == 2:
+                return now, now - max(hs.values())
+            if now > timeout:
+                raise RuntimeError(f"not Established after {timeout} s: {states}")
+            time.sleep(POLL)
+        del report
+    finally:
+        teardown(name)
+
+
+def fmt(samples: list[float]) -> str:
+    return f"{statistics.median(samples):6.2f} ({min(samples):.2f}-{max(samples):.2f})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("-r", "--runs", type=int, default=5)
+    ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--only", choices=("agent", "no-agent"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (builds network and mount namespaces)", file=sys.stderr)
+        return 2
+    variants = [v for v in ("no-agent", "agent") if args.only in (None, v)]
+    rows = {}
+    for v in variants:
+        samples = []
+        for i in range(args.runs):
+            if args.trace:
+                print(f"{v} run {i + 1}")
+            samples.append(one_run(v == "agent", args.trace))
+        rows[v] = samples
+    print(f"{'variant':10} {'apply->up s':>22} {'hs->up s':>22}   (median (min-max), "
+          f"{args.runs} runs)")
+    for v, samples in rows.items():
+        print(f"{v:10} {fmt([a for a, _ in samples]):>22} {fmt([b for _, b in samples]):>22}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
