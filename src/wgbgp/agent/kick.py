@@ -4,10 +4,16 @@ connect-retry (5 s in the rendered configs).
 The agent reads `wg show all latest-handshakes` a few times a second (one small command).
 A handshake time that changed (a first handshake, a rekey, a peer back after a silence)
 opens a window of KICK_WINDOW seconds; inside it, each session that is down and only
-waiting (FRR Idle/Connect/Active, BIRD not Established) is started at once: FRR `clear bgp
-ADDRESS` (resets only that neighbour, which is not up anyway), BIRD `birdc restart NAME`.
-Established sessions, and sessions mid-handshake (OpenSent/OpenConfirm), are never
-touched. Each session is kicked at most once per KICK_SPACING seconds.
+waiting for its connect-retry timer is started at once: FRR `clear bgp ADDRESS` (resets
+only that neighbour, which is not up anyway), BIRD `birdc restart NAME`. Each session is
+kicked at most once per KICK_SPACING seconds. Never touched:
+- Established sessions, and sessions mid-handshake (OpenSent/OpenConfirm);
+- FRR sessions in Idle: FRR holds them itself (its config-pending hold for about a
+  second after `vtysh -b` at start, the idle-hold backoff after a failure), a clear does
+  not shorten that and restarts the backoff (measured: bench/agent_convergence.py);
+- an FRR session in Connect seen for the first time: its SYN may be on its way right
+  now (WireGuard sends queued packets once the handshake completes); only one still in
+  Connect at the next look (CONNECT_GRACE later) has lost it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from ..transport import Executor
 
 KICK_WINDOW = 15.0   # seconds after a handshake during which down sessions are started
 KICK_SPACING = 1.0   # seconds between two kicks of one session
-WAITING = frozenset({"Idle", "Connect", "Active"})
+CONNECT_GRACE = 0.5  # seconds an FRR session may sit in Connect before it is kicked
 
 Handshakes = dict[tuple[str, str], int]
 
@@ -53,9 +59,10 @@ class BgpSession:
 
     @property
     def waiting(self) -> bool:
+        """Down, and waiting for a timer the kick may cut short (see the module doc)."""
         if self.daemon == "bird":
             return self.state not in ("Established", "OpenSent", "OpenConfirm")
-        return self.state in WAITING
+        return self.state in ("Active", "Connect")
 
 
 def frr_sessions(summary_json: str) -> list[BgpSession]:
@@ -94,6 +101,7 @@ class Kicker:
     last: Handshakes | None = None
     window_until: float = 0.0
     kicked: dict[str, float] = field(default_factory=dict)
+    connecting: dict[str, float] = field(default_factory=dict)  # FRR: in Connect since
 
     def look(self, now: float) -> list[str]:
         """One look; the sessions kicked (as log lines)."""
@@ -128,12 +136,19 @@ class Kicker:
             self.window_until = 0.0  # everything is up: close the window
             return []
         for s in sessions:
+            if s.daemon == "frr" and s.state == "Connect":
+                since = self.connecting.setdefault(s.name, now)
+                if now - since < CONNECT_GRACE:
+                    continue
+            else:
+                self.connecting.pop(s.name, None)
             if not s.waiting or now - self.kicked.get(s.name, -1e9) < self.spacing:
                 continue
             argv = (["birdc", "restart", s.name] if s.daemon == "bird"
                     else ["vtysh", "-c", f"clear bgp {s.address}"])
             if self.executor.run(argv, check=False, timeout=10).ok:
                 self.kicked[s.name] = now
+                self.connecting.pop(s.name, None)
                 done.append(f"started BGP session to {s.address or s.name} (was {s.state}) "
                             "on a fresh handshake")
         return done

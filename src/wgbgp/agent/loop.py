@@ -37,7 +37,16 @@ from ..apply.probe import ProbeError
 from ..transport import CommandFailed, Executor, LocalExecutor
 from . import dns
 from .kick import Kicker
-from .source import Refused, Snapshot, Source, SourceError, accept, load_good, save_good
+from .source import (
+    FileSource,
+    Refused,
+    Snapshot,
+    Source,
+    SourceError,
+    accept,
+    load_good,
+    save_good,
+)
 
 log = logging.getLogger("wgbgp.agent")
 
@@ -144,16 +153,23 @@ class Agent:
 
     # --- the machine -----------------------------------------------------------------
 
-    def reconcile(self, why: str) -> None:
-        """One round: plan, repair what drifted (or apply a new revision), follow DNS."""
-        if self.good is None:
-            self._error("no good topology to run yet: " + (self.state.source_error
-                        or self.state.refused_reason or "the source was not read"))
-            self._save()
-            return
-        files = list(self.good.files)
+    def reconcile(self, why: str) -> bool:
+        """One round: plan, repair what drifted (or apply a new revision), follow DNS.
+
+        False when it could not run because an apply holds the machine's lock."""
         try:
             with apply_lock(self.x, f"wgbgp agent ({self.node})", self.opt.lock_wait):
+                if isinstance(self.source, FileSource):
+                    # Under the lock: apply hands over a new topology file under the same
+                    # lock, so new files are never taken for drift from the old topology.
+                    self.pull()
+                if self.good is None:
+                    self._error("no good topology to run yet: " + (
+                        self.state.source_error or self.state.refused_reason
+                        or "the source was not read"))
+                    self._save()
+                    return True
+                files = list(self.good.files)
                 plan = plan_machine(self.x, files, frr_delta=False)
                 if plan.problems:
                     self._error("cannot apply: " + "; ".join(plan.problems))
@@ -177,13 +193,14 @@ class Agent:
                 for p in problems:
                     self._say(p)
         except ApplyLocked:
-            log.info("an apply is running on this machine: reconcile (%s) skipped", why)
-            return
+            log.info("an apply is running on this machine: reconcile (%s) deferred", why)
+            return False
         except (CommandFailed, ProbeError, OSError) as exc:
             self._error(f"reconcile ({why}) failed: {mask_output(str(exc))}")
         self.state.last_reconcile = self.clock()
         self.state.reconciles += 1
         self._save()
+        return True
 
     def kick(self, now: float) -> None:
         """One look at the handshakes (kick.py); logs each session started."""
@@ -236,25 +253,27 @@ class Agent:
             monitor.start()
         mono = time.monotonic
         try:
-            self.pull()
-            self.reconcile("start")
-            next_reconcile = mono() + self.opt.interval
+            if not isinstance(self.source, FileSource):
+                self.pull()
+            why = "start"
+            next_reconcile = mono()
             next_pull = mono() + self.opt.pull_interval
             last_event = 0.0
             while not stop.is_set():
                 now = mono()
-                if now >= next_pull:
+                if now >= next_pull and not isinstance(self.source, FileSource):
                     next_pull = now + self.opt.pull_interval
                     if self.pull():
-                        next_reconcile = now  # a new revision: apply it now
+                        next_reconcile, why = now, "new revision"
                 if wake.is_set() and now - last_event >= EVENT_SPACING:
                     wake.clear()
                     last_event = now
-                    self.reconcile("netlink event")
-                    next_reconcile = mono() + self.opt.interval
-                elif now >= next_reconcile:
-                    self.reconcile("period")
-                    next_reconcile = mono() + self.opt.interval
+                    next_reconcile, why = now, "netlink event"
+                if now >= next_reconcile:
+                    done = self.reconcile(why)
+                    # An apply holds the lock: look again soon, not a whole period later.
+                    next_reconcile = mono() + (self.opt.interval if done else 1.0)
+                    why = "period" if done else why
                 self.kick(mono())
                 pause = KICK_PERIOD if self.kicker is not None else 1.0
                 stop.wait(max(0.0, min(pause, next_reconcile - mono())))

@@ -45,16 +45,24 @@ def for_each(
 
 def apply_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress | None = None,
                enable_at_boot: bool = True, userspace_fallback: bool = True,
-               lock_wait: float = DEFAULT_WAIT) -> dict[str, ApplyResult]:
+               lock_wait: float = DEFAULT_WAIT,
+               after: Callable[[Executor, ApplyResult], None] | None = None,
+               ) -> dict[str, ApplyResult]:
     """apply_machine on every machine in parallel; never raises for one machine's failure.
 
     Each machine's apply holds that machine's apply lock (applylock.py): a second apply
     there waits up to `lock_wait` seconds, then fails at step `lock`, having changed nothing.
+    `after(executor, result)` runs still under the lock (the CLI hands the agent its new
+    topology there, so the agent never sees new files with the old topology).
     """
     def one(x: Executor, files: Sequence[RenderedFile]) -> ApplyResult:
-        return locked(x, "apply", lock_wait, lambda: apply_machine(
-            x, files, progress=progress, enable_at_boot=enable_at_boot,
-            userspace_fallback=userspace_fallback))
+        def run() -> ApplyResult:
+            result = apply_machine(x, files, progress=progress, enable_at_boot=enable_at_boot,
+                                   userspace_fallback=userspace_fallback)
+            if after is not None:
+                after(x, result)
+            return result
+        return locked(x, "apply", lock_wait, run)
 
     raw = for_each(jobs, one, max_parallel=max_parallel)
     return {name: _as_result(name, r) for name, r in raw.items()}

@@ -154,13 +154,17 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
         progress("applying configs (wg-quick, FRR) with `wgbgp apply`'s code")
         jobs = [(executors[n], render_machine(plans[n], secrets=secrets or None))
                 for n in plans]
-        report.results = apply_many(jobs, enable_at_boot=False, max_parallel=APPLY_PARALLEL)
+        report.results = apply_many(jobs, enable_at_boot=False, max_parallel=APPLY_PARALLEL,
+                                    after=agent_starter(report.topology_path, report.agents)
+                                    if agent else None)
         failed = [r for r in report.results.values() if not r.ok]
         if failed:
             raise LabError("apply failed:\n" + "\n".join(r.summary() for r in failed))
         if agent:
-            progress("starting the agent in every machine")
-            report.agents = start_agents(executors, report.topology_path)
+            bad = [f"{n}: {a.detail}" for n, a in report.agents.items()
+                   if a.how not in ("started", "running", "enabled")]
+            if bad:
+                raise LabError("the agent did not start:\n" + "\n".join(bad))
         t2 = time.monotonic()
         report.timings["apply"] = t2 - t1
         report.sessions, report.prefixes = wait_converged(
@@ -173,18 +177,18 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
     return report
 
 
-def start_agents(executors: Mapping[str, Executor], topology_path: Path
-                 ) -> dict[str, AgentInstall]:
-    """`wgbgp agent` in every machine, installed exactly as `wgbgp apply` installs it."""
+def agent_starter(topology_path: Path, into: dict[str, AgentInstall]
+                  ) -> Callable[[Executor, ApplyResult], None]:
+    """For apply_many's `after`: `wgbgp agent` on each machine applied, under its apply
+    lock, exactly as `wgbgp apply` installs it; how each started goes into `into`."""
     text = topology_path.read_text(encoding="utf-8")
     lock = lock_path(topology_path)
     lock_text = lock.read_text(encoding="utf-8") if lock.exists() else None
-    started = _parallel(executors, lambda n, x: install_agent(x, n, text, lock_text))
-    failed = [f"{n}: {a.detail}" for n, a in started.items() if a.how not in
-              ("started", "running", "enabled")]
-    if failed:
-        raise LabError("the agent did not start:\n" + "\n".join(failed))
-    return started
+
+    def start(x: Executor, result: ApplyResult) -> None:
+        if result.ok:
+            into[x.name] = install_agent(x, x.name, text, lock_text)
+    return start
 
 
 def _absolute_secrets(topology: Topology, base: Path | None) -> Topology:
