@@ -29,10 +29,13 @@ import sys
 import time
 import uuid
 
+from wgbgp.apply import remote_keygen
+from wgbgp.apply.lockfile import write_lock
 from wgbgp.apply.parallel import apply_many
 from wgbgp.compile import compile_topology
-from wgbgp.lab.build import open_lab
-from wgbgp.lab.runner import agent_starter, lab_topology_path, up
+from wgbgp.lab.build import build_lab
+from wgbgp.lab.fromtopology import spec_for, to_yaml, with_lab_keys
+from wgbgp.lab.runner import agent_starter, give_announced_addresses, lab_topology_path
 from wgbgp.lab.state import teardown
 from wgbgp.model import parse
 from wgbgp.model.examples import classic_text
@@ -62,13 +65,18 @@ def one_run(agent: bool, late: bool, trace: bool, timeout: float = 60
     """(apply -> both ends Established, later first handshake -> both Established)."""
     name = "agbench" + uuid.uuid4().hex[:4]
     topo, _ = parse(classic_text(), "classic.yaml")
-    up(topo, name=name, bare=True)
+    spec = spec_for(topo, name)
+    lab = build_lab(spec)  # the machines and their keys, as `lab up` makes them
     try:
-        lab = open_lab(name)
-        assert lab is not None
         x = {n: m.executor() for n, m in lab.machines.items()}
+        keys = {n: remote_keygen(e, n).public_key for n, e in x.items()}
+        topo = with_lab_keys(topo, spec, keys)
+        plans = compile_topology(topo)
+        for n, p in plans.items():
+            give_announced_addresses(x[n], p)
         path = lab_topology_path(name)
-        plans = compile_topology(parse(path.read_text(), str(path))[0])
+        path.write_text(to_yaml(topo, "# agent_convergence bench\n"))
+        write_lock(path, topo, None)
         jobs = [(x[n], render_machine(p)) for n, p in plans.items()]
         after = agent_starter(path, {}) if agent else None
         t0 = time.monotonic()
@@ -105,7 +113,12 @@ def one_run(agent: bool, late: bool, trace: bool, timeout: float = 60
             if all(s == "Established" for s in states.values()) and len(hs) == 2:
                 return now, now - max(hs.values())
             if now > timeout:
-                raise RuntimeError(f"not Established after {timeout} s: {states}")
+                dumps = {c: x[c].run(["wg", "show", "all", "dump"], check=False).stdout
+                         for c in (*CLIENTS, "vps")}
+                logs = {c: x[c].run(["cat", "/run/wgbgp/agent.log"], check=False).stdout
+                        for c in CLIENTS} if agent else {}
+                raise RuntimeError(f"not Established after {timeout} s: {states}; "
+                                   f"handshakes seen {hs}; wg: {dumps}; agent logs: {logs}")
             time.sleep(POLL)
     finally:
         teardown(name)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(frr frr-pythontools bird2 wireguard-tools wireguard-go nftables iproute2 iputils-ping procps
-          openssh-server openssh-client python3 python3-venv python3-pip)
+          git openssh-server openssh-client python3 python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -69,6 +69,10 @@ _PROGRAMS: list[Program] = [
     *_all("mawk", "machine", "awk"),
     *_all("dash", "machine", "sh", "/bin/sh"),
     *_all("bash", "machine", "bash", "/bin/bash"),
+    # The apply lock (apply/applylock.py) and the agent started without systemd.
+    *_all("util-linux", "machine", "flock", "setsid"),
+    *_all("diffutils", "machine", "cmp"),
+    *_all("git", "machine", "git", when="the agent follows a topology in git (--source)"),
     *_all("util-linux", "lab", "nsenter", "unshare", "findmnt"),
     *_all("mount", "lab", "mount", "umount"),
     *_all("openssh-server", "lab", "/usr/sbin/sshd"),
@@ -82,7 +86,7 @@ PROGRAMS: dict[str, Program] = {p.name: p for p in _PROGRAMS}
 # Priority "required" on Debian: on every installed system (debootstrap's minbase too), so
 # install.sh need not list them.
 BASE_PACKAGES = frozenset({"coreutils", "util-linux", "mount", "sed", "grep", "mawk", "dash",
-                           "bash", "hostname", "dpkg"})
+                           "bash", "hostname", "dpkg", "diffutils"})
 
 # Installed by install.sh for the virtualenv itself, not for a program wgbgp runs.
 SETUP_PACKAGES = frozenset({"python3", "python3-venv", "python3-pip"})

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..apply.agentstate import AGENT_CACHE, AGENT_STATE, AgentState
-from ..apply.applylock import ApplyLocked, apply_lock
+from ..apply.applylock import ApplyLocked, LockUnavailable, apply_lock
 from ..apply.changes import mask_output
 from ..apply.machine import apply_machine, plan_machine
 from ..apply.probe import ProbeError
@@ -123,11 +123,12 @@ class Agent:
         return (str(getattr(self.source, "path", "")) or
                 f"{getattr(self.source, 'url', '')}@{revision}:{getattr(self.source, 'file', '')}")
 
-    def _take(self, snap: Snapshot) -> None:
+    def _take(self, snap: Snapshot, *, from_source: bool = True) -> None:
         before = self.state.revision
         self.good = snap
         self.state.revision = snap.revision
-        self.state.refused_revision = self.state.refused_reason = ""
+        if from_source:  # the source's own head is good: nothing stands refused
+            self.state.refused_revision = self.state.refused_reason = ""
         log.info("running revision %s%s", snap.revision, f" (was {before})" if before else "")
         bgp = next((f.kind for f in snap.files if f.kind in ("frr", "bird")), None)
         if self.opt.kick:
@@ -148,7 +149,7 @@ class Agent:
         except Refused:
             return False
         log.info("using the last good revision %s kept in %s", revision, self.opt.cache)
-        self._take(snap)
+        self._take(snap, from_source=False)
         return True
 
     # --- the machine -----------------------------------------------------------------
@@ -195,7 +196,7 @@ class Agent:
         except ApplyLocked:
             log.info("an apply is running on this machine: reconcile (%s) deferred", why)
             return False
-        except (CommandFailed, ProbeError, OSError) as exc:
+        except (CommandFailed, ProbeError, OSError, LockUnavailable) as exc:
             self._error(f"reconcile ({why}) failed: {mask_output(str(exc))}")
         self.state.last_reconcile = self.clock()
         self.state.reconciles += 1

@@ -77,6 +77,10 @@ class ApplyLocked(Exception):
         self.owner = owner
 
 
+class LockUnavailable(Exception):
+    """The lock command itself did not run (machine unreachable, no flock there)."""
+
+
 def holder_name(what: str) -> str:
     """Who takes the lock, as the refused apply will read it: `wgbgp apply from HOST
     (pid N)`."""
@@ -97,9 +101,9 @@ def acquire(executor: Executor, who: str, wait: float = DEFAULT_WAIT) -> str:
     if res.returncode == 75:
         raise ApplyLocked(executor.name, "", wait)
     if not res.ok:
-        # No flock/setsid on the machine, or /run not writable: say so rather than run
-        # unlocked and pretend otherwise.
-        raise ApplyLocked(executor.name, f"\tthe lock could not be taken: {res.error}", wait)
+        # Not busy: the command did not run (unreachable machine, no flock there). The
+        # caller decides; apply goes on and fails at its probe with the real reason.
+        raise LockUnavailable(f"could not take {LOCK} on {executor.name}: {res.error}")
     return ""
 
 
@@ -112,7 +116,8 @@ def release(executor: Executor, holder: str) -> None:
 
 @contextmanager
 def apply_lock(executor: Executor, who: str, wait: float = DEFAULT_WAIT) -> Iterator[None]:
-    """Hold the machine's apply lock for the body (ApplyLocked if it stays busy)."""
+    """Hold the machine's apply lock for the body (ApplyLocked if it stays busy,
+    LockUnavailable if the lock command could not run)."""
     holder = acquire(executor, who, wait)
     try:
         yield

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from ..render import RenderedFile
 from ..transport import Executor
-from .applylock import DEFAULT_WAIT, ApplyLocked, apply_lock, holder_name
+from .applylock import DEFAULT_WAIT, ApplyLocked, LockUnavailable, apply_lock, holder_name
 from .changes import mask_output
 from .machine import ApplyResult, MachinePlan, Progress, apply_machine, down_machine, plan_machine
 
@@ -69,12 +69,21 @@ def apply_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress
 
 
 def locked(x: Executor, what: str, wait: float, fn: Callable[[], ApplyResult]) -> ApplyResult:
-    """`fn()` under the machine's apply lock; a failed result at step `lock` if busy."""
+    """`fn()` under the machine's apply lock; a failed result at step `lock` if busy.
+
+    When the lock command could not run at all, `fn()` runs anyway: an unreachable
+    machine then fails at apply's probe with the real reason, and a machine without
+    flock is applied as before, with a note."""
     try:
         with apply_lock(x, holder_name(what), wait):
             return fn()
     except ApplyLocked as exc:
         return ApplyResult(x.name, ok=False, failed_step="lock", error=str(exc))
+    except LockUnavailable as exc:
+        result = fn()
+        if result.ok:
+            result.notes.append(f"{exc}: applied without it")
+        return result
 
 
 def plan_many(jobs: Sequence[Job], *, max_parallel: int = 8, frr_delta: bool = True,
