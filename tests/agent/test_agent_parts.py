@@ -216,3 +216,40 @@ def test_agent_unit_matches_golden():
         "tests/golden/wgbgp-agent.service differs; if intended, refresh with "
         "WGBGP_REFRESH_GOLDEN=1 and review `git diff`")
     assert "Restart=always" in text and "ExecStart=wgbgp agent" in text
+
+
+# --- what status and the exporter show ------------------------------------------------
+
+def test_status_and_exporter_show_the_agent_and_what_it_refused():
+    from wgbgp.apply.agentstate import AgentState
+    from wgbgp.observe.exporter import metric_families
+    from wgbgp.observe.status import Snapshot, status_from_snapshot
+
+    state = AgentState("laptop", pid=42, source="/etc/wgbgp/agent/topology.yaml",
+                       revision="91bc0d1e2f3a", last_reconcile=995.0, repairs=2,
+                       last_repair=990.0, last_repair_lines=["repaired: wg-vps was down"],
+                       refused_revision="3f2a00000000", refused_reason="check failed: asn")
+
+    def snap(agent: CommandResult | None) -> Snapshot:
+        outputs = {"clock": CommandResult(("date",), 0, "1000\n", "")}
+        if agent is not None:
+            outputs["agent"] = agent
+        return Snapshot("laptop", 1000.0, outputs)
+
+    status = status_from_snapshot(snap(CommandResult(("cat",), 0, state.to_json(), "")))
+    assert status.agent == state and not status.errors
+    shown = status.to_json()["agent"]
+    assert shown["stale"] is False and shown["last_reconcile_age"] == 5.0
+    assert shown["refused_revision"] == "3f2a00000000"
+    metrics = {f.name: f for f in metric_families(status)}
+    assert metrics["wgbgp_agent_up"].samples[0].value == 1
+    assert metrics["wgbgp_agent_refused"].samples[0].labels["revision"] == "3f2a00000000"
+    assert metrics["wgbgp_agent_repairs"].samples[0].value == 2
+    # No agent on the machine: no error, and wgbgp_agent_up 0.
+    none = status_from_snapshot(snap(CommandResult(("cat",), 1, "", "No such file")))
+    assert none.agent is None and not none.errors and none.to_json()["agent"] is None
+    assert {f.name: f for f in metric_families(none)}["wgbgp_agent_up"].samples[0].value == 0
+    # An agent that stopped reconciling is stale.
+    old = AgentState("laptop", last_reconcile=100.0)
+    stale = status_from_snapshot(snap(CommandResult(("cat",), 0, old.to_json(), "")))
+    assert stale.to_json()["agent"]["stale"] is True

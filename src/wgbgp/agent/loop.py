@@ -50,7 +50,7 @@ from .source import (
 
 log = logging.getLogger("wgbgp.agent")
 
-KICK_PERIOD = 0.25      # seconds between two looks at the handshakes
+KICK_PERIOD = 0.5       # seconds between two looks at the handshakes
 EVENT_SPACING = 1.0     # at most one netlink-triggered reconcile a second
 LOCK_WAIT = 5.0         # an apply holds the lock: try again at the next trigger
 
