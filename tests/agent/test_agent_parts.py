@@ -253,3 +253,21 @@ def test_status_and_exporter_show_the_agent_and_what_it_refused():
     old = AgentState("laptop", last_reconcile=100.0)
     stale = status_from_snapshot(snap(CommandResult(("cat",), 0, old.to_json(), "")))
     assert stale.to_json()["agent"]["stale"] is True
+
+
+def test_a_lock_held_for_a_process_that_dies_is_let_go_at_once(tmp_path, monkeypatch):
+    if shutil.which("flock") is None:
+        pytest.skip("flock is not installed")
+    monkeypatch.setattr(applylock, "LOCK", str(tmp_path / "apply.lock"))
+    x = LocalExecutor("here")
+    doomed = subprocess.Popen(["sleep", "30"])
+    try:
+        holder = applylock.acquire(x, "wgbgp agent (here)", 5, watch=doomed.pid)
+        with pytest.raises(applylock.ApplyLocked):
+            applylock.acquire(x, "apply", 0.2)
+    finally:
+        doomed.kill()
+        doomed.wait()
+    got = applylock.acquire(x, "apply", 5)  # the holder noticed within a second
+    applylock.release(x, got)
+    applylock.release(x, holder)

@@ -270,7 +270,48 @@ def test_two_applies_at_once_the_second_waits_or_refuses_and_nothing_is_half_wri
     net.healthy()
 
 
+def test_cli_apply_starts_the_agent_without_systemd_and_down_stops_it(net, tmp_path):
+    """`wgbgp apply --local` and `wgbgp down --local` typed on the machine itself."""
+    net.healthy()
+    laptop = net.x("laptop")
+    topo = Path("/tmp") / f"agent-cli-{uuid.uuid4().hex[:6]}.yaml"  # seen inside machines
+    shutil.copy(net.topology, topo)
+    shutil.copy(lock_path(net.topology), lock_path(topo))
+    stop_agent(laptop)
+    try:
+        first = wgbgp_on(net, "laptop", "apply", str(topo), "--node", "laptop", "--local")
+        assert first.ok, first.stdout + first.stderr
+        assert "started agent (no systemd)" in first.stdout, first.stdout
+        pid = int((laptop.read_file("/run/wgbgp/agent.pid") or "0").strip())
+        assert pid and laptop.run(["kill", "-0", str(pid)], check=False).ok
+        again = wgbgp_on(net, "laptop", "apply", str(topo), "--node", "laptop", "--local")
+        assert again.ok and "no changes" in again.stdout, again.stdout
+        assert "started agent" not in again.stdout  # it runs: left alone
+        assert int((laptop.read_file("/run/wgbgp/agent.pid") or "0").strip()) == pid
+        down = wgbgp_on(net, "laptop", "down", str(topo), "--node", "laptop", "--local")
+        assert down.ok, down.stdout + down.stderr
+        assert f"stopped agent (pid {pid})" in down.stdout + down.stderr or \
+            not laptop.run(["kill", "-0", str(pid)], check=False).ok
+        wait_until("the agent to be gone",
+                   lambda: not laptop.run(["kill", "-0", str(pid)], check=False).ok, 30)
+        assert laptop.read_file("/run/wgbgp/agent.pid") is None
+        assert laptop.read_file(AGENT_TOPOLOGY) is None
+    finally:
+        topo.unlink()
+        lock_path(topo).unlink(missing_ok=True)
+        restore_file_agent(net, "laptop")
+    net.healthy()
+
+
 # --- helpers ------------------------------------------------------------------------
+
+def wgbgp_on(net: Classic, machine: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`wgbgp ARGS` run inside a lab machine, as its user would type it there."""
+    env = [f"PYTHONPATH={os.environ['PYTHONPATH']}"] if os.environ.get("PYTHONPATH") else []
+    res = net.x(machine).run(["env", *env, sys.executable, "-m", "wgbgp", *args],
+                             check=False, timeout=180)
+    return subprocess.CompletedProcess(list(args), res.returncode, res.stdout, res.stderr)
+
 
 def hub_address(net: Classic) -> str:
     topo, _ = parse(net.topology.read_text(), str(net.topology))

@@ -159,7 +159,11 @@ class Agent:
 
         False when it could not run because an apply holds the machine's lock."""
         try:
-            with apply_lock(self.x, f"wgbgp agent ({self.node})", self.opt.lock_wait):
+            # The lock's holder watches this process: an agent killed mid-round (`wgbgp
+            # down` stops it) never leaves the machine locked.
+            with apply_lock(self.x, f"wgbgp agent ({self.node})", self.opt.lock_wait,
+                            watch=os.getpid() if isinstance(self.x, LocalExecutor)
+                            and not self.x.prefix else None):
                 if isinstance(self.source, FileSource):
                     # Under the lock: apply hands over a new topology file under the same
                     # lock, so new files are never taken for drift from the old topology.

@@ -25,24 +25,28 @@ LOCK = "/run/wgbgp/apply.lock"
 HOLD_MAX = 1800  # seconds a holder keeps the lock if nobody releases it
 DEFAULT_WAIT = 60.0
 
-# Args: LOCK WHO WAIT_SECONDS HOLD_MAX. Prints `locked PID` (the holder) or, exit 75,
-# `busy OWNER-LINE` (the current holder's pid, who, since).
+# Args: LOCK WHO WAIT_SECONDS HOLD_MAX [WATCH_PID]. Prints `locked PID` (the holder) or,
+# exit 75, `busy OWNER-LINE` (the current holder's pid, who, since).
 ACQUIRE = PATH_LINE + r"""
-l=$1; who=$2; wait=$3; hold=$4
+l=$1; who=$2; wait=$3; hold=$4; watch=${5:-}
 mkdir -p "$(dirname "$l")"
 ready="$l.ready.$$"
 rm -f "$ready"
 # The holder: takes the lock on fd 9 (waiting at most $wait s), writes who holds it, says
-# so through $ready, then becomes `sleep` with fd 9 still open: the lock lives as long as
-# that sleep does. setsid and no inherited pipes: it outlives this command (and an SSH
-# session), and the executor does not wait for it.
+# so through $ready, then keeps fd 9 open: the lock lives as long as the holder does.
+# setsid and no inherited pipes: it outlives this command (and an SSH session), and the
+# executor does not wait for it. With WATCH_PID (a process on this machine: the agent)
+# it lets go as soon as that process is gone, so a killed agent never keeps the lock.
 setsid sh -c '
   exec 9>>"$1"
   flock -w "$3" 9 || exit 75
   printf "%s\t%s\t%s\n" "$$" "$2" "$(date -u +%FT%TZ)" > "$1.owner"
   : > "$4"
-  exec sleep "$5"
-' wgbgp-lock-holder "$l" "$who" "$wait" "$ready" "$hold" </dev/null >/dev/null 2>&1 &
+  if [ -z "$6" ]; then exec sleep "$5"; fi
+  n=0
+  while [ "$n" -lt "$5" ] && kill -0 "$6" 2>/dev/null; do sleep 1 9>&-; n=$((n + 1)); done
+' wgbgp-lock-holder "$l" "$who" "$wait" "$ready" "$hold" "$watch" \
+  </dev/null >/dev/null 2>&1 &
 holder=$!
 while kill -0 "$holder" 2>/dev/null; do
   if [ -e "$ready" ]; then rm -f "$ready"; echo "locked $holder"; exit 0; fi
@@ -87,11 +91,14 @@ def holder_name(what: str) -> str:
     return f"wgbgp {what} from {socket.gethostname()} (pid {os.getpid()})"
 
 
-def acquire(executor: Executor, who: str, wait: float = DEFAULT_WAIT) -> str:
+def acquire(executor: Executor, who: str, wait: float = DEFAULT_WAIT,
+            watch: int | None = None) -> str:
     """Take the machine's apply lock; the holder's pid (for `release`). ApplyLocked when
-    another apply kept it for `wait` seconds."""
+    another apply kept it for `wait` seconds. `watch`: a pid on that machine (the agent's
+    own) whose end frees the lock at once."""
     res = executor.run(["sh", "-c", ACQUIRE, "wgbgp-lock", LOCK, who.replace("\t", " "),
-                        f"{max(0.0, wait):g}", str(HOLD_MAX)],
+                        f"{max(0.0, wait):g}", str(HOLD_MAX),
+                        *([str(watch)] if watch else [])],
                        check=False, timeout=wait + 30)
     for line in res.stdout.splitlines():
         if line.startswith("locked "):
@@ -115,10 +122,11 @@ def release(executor: Executor, holder: str) -> None:
 
 
 @contextmanager
-def apply_lock(executor: Executor, who: str, wait: float = DEFAULT_WAIT) -> Iterator[None]:
+def apply_lock(executor: Executor, who: str, wait: float = DEFAULT_WAIT,
+               watch: int | None = None) -> Iterator[None]:
     """Hold the machine's apply lock for the body (ApplyLocked if it stays busy,
     LockUnavailable if the lock command could not run)."""
-    holder = acquire(executor, who, wait)
+    holder = acquire(executor, who, wait, watch)
     try:
         yield
     finally:

@@ -94,12 +94,13 @@ def _progress() -> Progress:
 KNOWN_HOSTS = typer.Option(None, "--known-hosts", help="known_hosts file (default: OpenSSH's).")
 IDENTITY = typer.Option(None, "--identity", "-i", help="SSH private key (default: OpenSSH's).")
 NETNS = typer.Option(None, "--ssh-netns", help="Connect from inside this network namespace.")
-NO_AGENT = typer.Option(False, "--no-agent", help="Do not install or start `wgbgp agent` "
-                        "(the reconciler that keeps the machine as applied).")
+NO_AGENT = typer.Option(False, "--no-agent", help="No `wgbgp agent` (the reconciler that "
+                        "keeps the machine as applied) on these machines: none is started, "
+                        "and one that runs is stopped (it would put back the old topology).")
 
 
-def _agent_installer(topology: Path, agents: dict[str, AgentInstall | Exception]
-                     ) -> Callable[[Executor, ApplyResult], None]:
+def _agent_installer(topology: Path, agents: dict[str, AgentInstall | Exception],
+                     no_agent: bool = False) -> Callable[[Executor, ApplyResult], None]:
     """Run under each machine's apply lock once its apply succeeded: the agent there, with
     the topology just applied (apply/agentinstall.py: a systemd unit, or started detached
     without systemd)."""
@@ -108,7 +109,11 @@ def _agent_installer(topology: Path, agents: dict[str, AgentInstall | Exception]
     lock_text = lock.read_text(encoding="utf-8") if lock.exists() else None
 
     def install(x: Executor, result: ApplyResult) -> None:
-        if result.ok:
+        if result.ok and no_agent:
+            stopped = stop_agent(x)
+            if stopped:
+                result.notes.append(stopped + " (--no-agent)")
+        elif result.ok:
             try:
                 agents[x.name] = install_agent(x, x.name, text, lock_text)
             except Exception as exc:  # noqa: BLE001 - the apply itself succeeded
@@ -138,7 +143,7 @@ def apply(
 
         agents: dict[str, AgentInstall | Exception] = {}
         results = apply_many(jobs, progress=report,
-                             after=None if no_agent else _agent_installer(topology, agents))
+                             after=_agent_installer(topology, agents, no_agent))
     for n, a in agents.items():
         r = results[n]
         if isinstance(a, Exception):
