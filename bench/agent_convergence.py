@@ -12,10 +12,16 @@ applies all three machines at once (apply_many, as `wgbgp apply --all` does) and
 `wgbgp lab up` do). It polls every 50 ms:
 - each client's first WireGuard handshake (`wg show all latest-handshakes` non-zero);
 - both ends of the laptop-friend session (`show bgp summary json`).
+Scenarios (`--scenario`, default all three):
+- deploy: all three machines applied at once;
+- late:   the clients first; once FRR runs and waits on both (Active/Connect), the hub;
+- outage: deploy, then the hub drops WireGuard (nft, UDP 51820) until both ends of the
+          session have given up (hold time 30 s), then lets it through again.
 Reported, in seconds, medians with min and max:
 - apply->up:  from the start of apply to both ends Established;
 - hs->up:     from the later of the two clients' first handshakes to both ends Established
-              (the issue's goal: 1 s or less).
+              (the issue's goal: 1 s or less); for `outage`, from the first handshake
+              after the outage.
 `--trace` prints every state change of every run.
 """
 
@@ -60,9 +66,57 @@ def handshaken(x: Executor) -> bool:
     return any(line.split()[-1] != "0" for line in res.stdout.splitlines() if line.split())
 
 
-def one_run(agent: bool, late: bool, trace: bool, timeout: float = 60
+def handshake_times(x: Executor) -> dict[str, str]:
+    res = x.run(["wg", "show", "all", "latest-handshakes"], check=False)
+    return {parts[1]: parts[2] for parts in (ln.split() for ln in res.stdout.splitlines())
+            if len(parts) == 3}
+
+
+BLOCK = "table inet agentbench { chain input { type filter hook input priority -10; " \
+        "udp dport 51820 drop; } }"
+
+
+def outage(x: dict[str, Executor], trace: bool, timeout: float = 120) -> float:
+    """The hub drops WireGuard until both ends of the session have given up on it (hold
+    time 30 s: Active/Connect), then lets it through again: seconds from the first new
+    handshake of a client to both ends Established."""
+    t0 = time.monotonic()
+    x["vps"].run(["nft", "-f", "-"], input=BLOCK)
+    try:
+        deadline = time.monotonic() + timeout
+        while not all(state(x[c]) in ("Active", "Connect") for c in CLIENTS):
+            if time.monotonic() > deadline:
+                raise RuntimeError("sessions did not fall while the hub dropped WireGuard")
+            time.sleep(0.5)
+        before = {c: handshake_times(x[c]) for c in CLIENTS}
+    finally:
+        x["vps"].run(["nft", "delete", "table", "inet", "agentbench"], check=False)
+    if trace:
+        print(f"  {time.monotonic() - t0:6.2f} sessions down; WireGuard let through again")
+    fresh: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.monotonic()
+        for c in CLIENTS:
+            if c not in fresh and handshake_times(x[c]) != before[c]:
+                fresh[c] = now
+                if trace:
+                    print(f"  {now - t0:6.2f} {c} new handshake")
+        states = {c: state(x[c]) for c in CLIENTS}
+        if fresh and all(v == "Established" for v in states.values()):
+            if trace:
+                print(f"  {now - t0:6.2f} Established")
+            return now - min(fresh.values())
+        if now > deadline:
+            raise RuntimeError(f"not Established {timeout} s after the outage: {states}")
+        time.sleep(POLL)
+
+
+def one_run(agent: bool, scenario: str, trace: bool, timeout: float = 60
             ) -> tuple[float, float]:
-    """(apply -> both ends Established, later first handshake -> both Established)."""
+    """(apply -> both ends Established, later first handshake -> both Established); for
+    `outage`, the second is from the first handshake after the outage."""
+    late = scenario == "late"
     name = "agbench" + uuid.uuid4().hex[:4]
     topo, _ = parse(classic_text(), "classic.yaml")
     spec = spec_for(topo, name)
@@ -111,6 +165,8 @@ def one_run(agent: bool, late: bool, trace: bool, timeout: float = 60
                     print(f"  {now:6.2f} {c} {states[c]}")
             last = states
             if all(s == "Established" for s in states.values()) and len(hs) == 2:
+                if scenario == "outage":
+                    return now, outage(x, trace)
                 return now, now - max(hs.values())
             if now > timeout:
                 dumps = {c: x[c].run(["wg", "show", "all", "dump"], check=False).stdout
@@ -133,13 +189,13 @@ def main() -> int:
     ap.add_argument("-r", "--runs", type=int, default=5)
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--only", choices=("agent", "no-agent"))
-    ap.add_argument("--scenario", choices=("deploy", "late"), action="append")
+    ap.add_argument("--scenario", choices=("deploy", "late", "outage"), action="append")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (builds network and mount namespaces)", file=sys.stderr)
         return 2
     rows = {}
-    for scenario in args.scenario or ["deploy", "late"]:
+    for scenario in args.scenario or ["deploy", "late", "outage"]:
         for v in ("no-agent", "agent"):
             if args.only not in (None, v):
                 continue
@@ -149,7 +205,7 @@ def main() -> int:
                 if args.trace:
                     print(f"{scenario} {v} run {len(samples) + 1}")
                 try:
-                    samples.append(one_run(v == "agent", scenario == "late", args.trace))
+                    samples.append(one_run(v == "agent", scenario, args.trace))
                 except RuntimeError as exc:
                     # Seen only while the host's neighbour table overflowed (another lab
                     # with ~1000 ARP entries: the kernel dropped packets in every lab).

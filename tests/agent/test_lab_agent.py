@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import wgbgp
 from labwait import wait_until
 from wgbgp.apply.agentinstall import install_agent, stop_agent
 from wgbgp.apply.agentstate import AGENT_LOCK, AGENT_TOPOLOGY, AgentState, read_agent_state
@@ -34,7 +35,7 @@ from wgbgp.model import parse
 from wgbgp.model.examples import classic_text
 from wgbgp.observe.status import collect
 from wgbgp.render import render_machine
-from wgbgp.transport import Executor
+from wgbgp.transport import CommandResult, Executor
 
 pytestmark = pytest.mark.lab
 
@@ -43,6 +44,8 @@ TOOLS = ("ip", "nft", "nsenter", "unshare", "wg", "wg-quick", "wireguard-go", "v
 ANNOUNCED = {"laptop": "100.100.100.1", "friend": "100.100.100.2"}
 TUNNEL = {"laptop": "10.0.0.10", "friend": "10.0.0.2"}
 NAME = "vps.wgbgp.test"
+# The wgbgp under test, by absolute path: machines run commands from /.
+PACKAGE_ROOT = Path(wgbgp.__file__).resolve().parents[1]
 
 
 @dataclass
@@ -57,6 +60,11 @@ class Classic:
         s = read_agent_state(self.x(machine).read_file("/run/wgbgp/agent.json"))
         assert s is not None, f"no agent state on {machine}"
         return s
+
+    def seen(self, machine: str) -> AgentState:
+        """The agent's state, or an empty one while none is written yet (for polling)."""
+        s = read_agent_state(self.x(machine).read_file("/run/wgbgp/agent.json"))
+        return s if s is not None else AgentState(machine)
 
     def state(self, machine: str, peer: str) -> str:
         out = self.x(machine).run(["vtysh", "-c", "show bgp summary json"], check=False)
@@ -211,7 +219,7 @@ def test_a_git_commit_is_applied_and_a_bad_commit_refused(net, tmp_path):
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "the lab as it runs")
     stop_agent(friend)
-    env = [f"PYTHONPATH={os.environ['PYTHONPATH']}"] if os.environ.get("PYTHONPATH") else []
+    env = [f"PYTHONPATH={PACKAGE_ROOT}"]
     log = tmp_path / "agent.log"
     with log.open("w") as fh:
         proc = net.lab.machines["friend"].spawn(
@@ -221,7 +229,7 @@ def test_a_git_commit_is_applied_and_a_bad_commit_refused(net, tmp_path):
     try:
         first = git(repo, "rev-parse", "HEAD").strip()[:12]
         wait_until("friend's agent to run the first commit",
-                   lambda: net.agent("friend").revision == first, 60, detail=log.read_text)
+                   lambda: net.seen("friend").revision == first, 60, detail=log.read_text)
         data = yaml.safe_load((repo / "topology.yaml").read_text())
         data["nodes"]["friend"]["announce"].append("100.100.102.0/24")
         added = yaml.safe_dump(data, sort_keys=False)
@@ -231,13 +239,13 @@ def test_a_git_commit_is_applied_and_a_bad_commit_refused(net, tmp_path):
         wait_until("the commit to be applied on friend",
                    lambda: "network 100.100.102.0/24" in (friend.read_file("/etc/frr/frr.conf")
                                                           or ""), 60, detail=log.read_text)
-        assert net.agent("friend").revision == second
+        wait_until("the agent to report it", lambda: net.seen("friend").revision == second, 60)
         data["nodes"]["friend"]["asn"] = "banana"
         (repo / "topology.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         git(repo, "commit", "-q", "-am", "a typo")
         bad = git(repo, "rev-parse", "HEAD").strip()[:12]
         wait_until("the bad commit to be refused",
-                   lambda: net.agent("friend").refused_revision == bad, 60, detail=log.read_text)
+                   lambda: net.seen("friend").refused_revision == bad, 60, detail=log.read_text)
         a = net.agent("friend")
         assert a.revision == second and "check failed" in a.refused_reason
         assert f"refused revision {bad}" in log.read_text()
@@ -305,12 +313,10 @@ def test_cli_apply_starts_the_agent_without_systemd_and_down_stops_it(net, tmp_p
 
 # --- helpers ------------------------------------------------------------------------
 
-def wgbgp_on(net: Classic, machine: str, *args: str) -> subprocess.CompletedProcess[str]:
+def wgbgp_on(net: Classic, machine: str, *args: str) -> CommandResult:
     """`wgbgp ARGS` run inside a lab machine, as its user would type it there."""
-    env = [f"PYTHONPATH={os.environ['PYTHONPATH']}"] if os.environ.get("PYTHONPATH") else []
-    res = net.x(machine).run(["env", *env, sys.executable, "-m", "wgbgp", *args],
-                             check=False, timeout=180)
-    return subprocess.CompletedProcess(list(args), res.returncode, res.stdout, res.stderr)
+    return net.x(machine).run(["env", f"PYTHONPATH={PACKAGE_ROOT}", sys.executable, "-m",
+                               "wgbgp", *args], check=False, timeout=180)
 
 
 def hub_address(net: Classic) -> str:

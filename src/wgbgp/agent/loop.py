@@ -32,7 +32,7 @@ from pathlib import Path
 from ..apply.agentstate import AGENT_CACHE, AGENT_STATE, AgentState
 from ..apply.applylock import ApplyLocked, LockUnavailable, apply_lock
 from ..apply.changes import mask_output
-from ..apply.machine import apply_machine, plan_machine
+from ..apply import apply_machine, plan_machine
 from ..apply.probe import ProbeError
 from ..transport import CommandFailed, Executor, LocalExecutor
 from . import dns
