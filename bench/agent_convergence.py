@@ -72,8 +72,9 @@ def handshake_times(x: Executor) -> dict[str, str]:
             if len(parts) == 3}
 
 
-BLOCK = "table inet agentbench { chain input { type filter hook input priority -10; " \
-        "udp dport 51820 drop; } }"
+BLOCK = ("table inet agentbench {\n  chain input {\n"
+         "    type filter hook input priority -10; policy accept;\n"
+         "    udp dport 51820 drop\n  }\n}\n")
 
 
 def outage(x: dict[str, Executor], trace: bool, timeout: float = 120) -> float:
@@ -214,6 +215,8 @@ def main() -> int:
                     if lost > args.runs:
                         raise
             rows[f"{scenario} {v}"] = samples
+            print(f"{scenario} {v}: apply->up {fmt([a for a, _ in samples])}, "
+                  f"hs->up {fmt([b for _, b in samples])}", flush=True)
             if lost:
                 print(f"{scenario} {v}: {lost} run(s) did not converge in 60 s and were run "
                       "again (see stderr)")
