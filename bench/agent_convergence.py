@@ -16,7 +16,10 @@ Scenarios (`--scenario`, default all three):
 - deploy: all three machines applied at once;
 - late:   the clients first; once FRR runs and waits on both (Active/Connect), the hub;
 - outage: deploy, then the hub drops WireGuard (nft, UDP 51820) until both ends of the
-          session have given up (hold time 30 s), then lets it through again.
+          session have given up (hold time 30 s), then lets it through again;
+- reup:   deploy, then `wg-quick down` and `up` on laptop with FRR running (a reboot, a
+          crashed wireguard-go): reported as (up -> first handshake, up -> Established).
+          With --old-postup, PostUp only sets the key, as before the keepalive restart.
 Reported, in seconds, medians with min and max:
 - apply->up:  from the start of apply to both ends Established;
 - hs->up:     from the later of the two clients' first handshakes to both ends Established
@@ -28,8 +31,10 @@ Reported, in seconds, medians with min and max:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -45,10 +50,19 @@ from wgbgp.lab.runner import agent_starter, give_announced_addresses, lab_topolo
 from wgbgp.lab.state import teardown
 from wgbgp.model import parse
 from wgbgp.model.examples import classic_text
-from wgbgp.render import render_machine
+from wgbgp.render import RenderedFile, render_machine
 from wgbgp.transport import Executor
 
 POLL = 0.05
+OLD_POSTUP = False  # --old-postup: the wg-quick files as before the keepalive restart
+
+
+def without_restart(f: RenderedFile) -> RenderedFile:
+    """A wg-quick file whose PostUp only sets the key (as rendered before the fix)."""
+    if f.kind != "wireguard":
+        return f
+    text = re.sub(r" && wg set %i peer \S+ persistent-keepalive \d+", "", f.text)
+    return dataclasses.replace(f, text=text)
 CLIENTS = ("laptop", "friend")
 
 
@@ -113,6 +127,27 @@ def outage(x: dict[str, Executor], trace: bool, timeout: float = 120) -> float:
         time.sleep(POLL)
 
 
+def reup(x: dict[str, Executor], trace: bool, timeout: float = 60) -> tuple[float, float]:
+    """`wg-quick down` then `up` on laptop (as after a reboot or a crashed wireguard-go,
+    with FRR running): seconds from `up` to its first handshake, and to Established."""
+    x["laptop"].run(["wg-quick", "down", "wg-vps"], timeout=60)
+    t0 = time.monotonic()
+    x["laptop"].run(["env", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "wg-quick", "up",
+                     "wg-vps"], timeout=60)
+    hs = None
+    while True:
+        now = time.monotonic() - t0
+        if hs is None and handshaken(x["laptop"]):
+            hs = now
+            if trace:
+                print(f"  {now:6.2f} laptop handshake after wg-quick up")
+        if hs is not None and all(state(x[c]) == "Established" for c in CLIENTS):
+            return hs, now
+        if now > timeout:
+            raise RuntimeError("no handshake or session after wg-quick up")
+        time.sleep(POLL)
+
+
 def one_run(agent: bool, scenario: str, trace: bool, timeout: float = 60
             ) -> tuple[float, float]:
     """(apply -> both ends Established, later first handshake -> both Established); for
@@ -132,7 +167,8 @@ def one_run(agent: bool, scenario: str, trace: bool, timeout: float = 60
         path = lab_topology_path(name)
         path.write_text(to_yaml(topo, "# agent_convergence bench\n"))
         write_lock(path, topo, None)
-        jobs = [(x[n], render_machine(p)) for n, p in plans.items()]
+        jobs = [(x[n], [without_restart(f) if OLD_POSTUP else f for f in render_machine(p)])
+                for n, p in plans.items()]
         after = agent_starter(path, {}) if agent else None
         t0 = time.monotonic()
         if late:
@@ -168,6 +204,8 @@ def one_run(agent: bool, scenario: str, trace: bool, timeout: float = 60
             if all(s == "Established" for s in states.values()) and len(hs) == 2:
                 if scenario == "outage":
                     return now, outage(x, trace)
+                if scenario == "reup":
+                    return reup(x, trace)
                 return now, now - max(hs.values())
             if now > timeout:
                 dumps = {c: x[c].run(["wg", "show", "all", "dump"], check=False).stdout
@@ -190,11 +228,16 @@ def main() -> int:
     ap.add_argument("-r", "--runs", type=int, default=5)
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--only", choices=("agent", "no-agent"))
-    ap.add_argument("--scenario", choices=("deploy", "late", "outage"), action="append")
+    ap.add_argument("--old-postup", action="store_true",
+                    help="wg-quick files without the keepalive restart in PostUp (A/B)")
+    ap.add_argument("--scenario", choices=("deploy", "late", "outage", "reup"),
+                    action="append")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (builds network and mount namespaces)", file=sys.stderr)
         return 2
+    global OLD_POSTUP
+    OLD_POSTUP = args.old_postup
     rows = {}
     for scenario in args.scenario or ["deploy", "late", "outage"]:
         for v in ("no-agent", "agent"):
