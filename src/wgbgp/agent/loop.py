@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..apply import apply_machine, plan_machine
 from ..apply.agentstate import AGENT_CACHE, AGENT_STATE, AgentState
 from ..apply.applylock import ApplyLocked, LockUnavailable, apply_lock
 from ..apply.changes import mask_output
-from ..apply import apply_machine, plan_machine
 from ..apply.probe import ProbeError
 from ..transport import CommandFailed, Executor, LocalExecutor
 from . import dns
