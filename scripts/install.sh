@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # graphviz draws `wgbgp graph`; chromium + chromium-driver test the live page in a real
 # browser; prometheus brings promtool, which checks and tests the shipped alert rules.
 packages=(frr frr-pythontools bird2 wireguard-tools wireguard-go nftables iproute2 iputils-ping procps
-          openssh-server openssh-client graphviz chromium chromium-driver prometheus
+          git openssh-server openssh-client graphviz chromium chromium-driver prometheus
           cloud-init debootstrap catatonit conntrack python3 python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do

@@ -9,10 +9,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "wgbgp"
 # Left to right; a layer may import its own package and any layer with a lower rank.
 # graph is pure (topology -> DOT text) and sits after render; web serves observe's and the
-# lab's results, so it sits after lab and before the cli that starts it.
+# lab's results, so it sits after lab and before the cli that starts it. The agent runs
+# apply and observe on its machine; the lab starts it.
 RANK = {"programs": 0, "words": 0, "model": 1, "compile": 2, "render": 3, "graph": 3.5,
-        "transport": 4, "apply": 5, "observe": 6, "lab": 7, "web": 7.5, "cli": 8,
-        "__main__": 9}
+        "transport": 4, "apply": 5, "observe": 6, "agent": 7, "lab": 8, "web": 8.5,
+        "cli": 9, "__main__": 10}
 PURE = {"model", "compile", "render", "graph"}
 IMPURE_STDLIB = {"subprocess", "socket", "asyncssh", "shutil"}
 

@@ -66,7 +66,7 @@ _PROGRAMS: list[Program] = [
     *_all("coreutils", "machine", "base64", "sha256sum", "cat", "cp", "mv", "rm", "mkdir",
           "mktemp", "chmod", "chown", "date", "dirname", "id", "sort", "cut", "tr", "stat",
           "sleep", "env", "true", "timeout", "ls", "echo", "uname", "chroot",
-          "wc"),
+          "wc", "readlink"),
     # `wgbgp bootstrap` installs with apt and reads dpkg's database (Debian, Ubuntu).
     *_all("apt", "machine", "apt-get", when="bootstrap installs packages"),
     *_all("sed", "machine", "sed"),
@@ -74,7 +74,11 @@ _PROGRAMS: list[Program] = [
     *_all("mawk", "machine", "awk"),
     *_all("dash", "machine", "sh", "/bin/sh"),
     *_all("bash", "machine", "bash", "/bin/bash"),
-    *_all("util-linux", "lab", "nsenter", "unshare", "findmnt", "setsid", "setpriv"),
+    # The apply lock (apply/applylock.py) and the agent started without systemd.
+    *_all("util-linux", "machine", "flock", "setsid"),
+    *_all("diffutils", "machine", "cmp"),
+    *_all("git", "machine", "git", when="the agent follows a topology in git (--source)"),
+    *_all("util-linux", "lab", "nsenter", "unshare", "findmnt", "setpriv"),
     # PID 1 of every lab machine's PID namespace: reaps the orphans daemons leave.
     *_all("catatonit", "lab", "catatonit"),
     # `wgbgp lab fault nat-reset`: a carrier forgets its NAT mappings.
@@ -102,7 +106,7 @@ PROGRAMS: dict[str, Program] = {p.name: p for p in _PROGRAMS}
 # Priority "required" on Debian: on every installed system (debootstrap's minbase too), so
 # install.sh need not list them.
 BASE_PACKAGES = frozenset({"coreutils", "util-linux", "mount", "sed", "grep", "mawk", "dash",
-                           "bash", "hostname", "dpkg", "apt"})
+                           "bash", "hostname", "dpkg", "apt", "diffutils"})
 
 # Installed by install.sh for the virtualenv itself, not for a program wgbgp runs.
 SETUP_PACKAGES = frozenset({"python3", "python3-venv", "python3-pip"})

@@ -143,6 +143,8 @@ class FakeMachine:
     def answer(self, key: str, argv: list[str], stdin: str) -> CommandResult:
         if key == "wgbgp-probe":
             return self.ok(argv, self.probe_output(argv[4:]))
+        if key == "wgbgp-lock":  # applylock.ACQUIRE: the holder's pid
+            return self.ok(argv, "locked 4242\n")
         if key == "wgbgp-install":
             args = argv[5:]
             datas = stdin.splitlines()

@@ -67,8 +67,11 @@ def test_client_wireguard():
     p = plans()["n2"]
     sections = wg_quick(render_wireguard(p, p.tunnels[0]).text)
     assert sections == [
+        # The key first, then the keepalive restarted: a valid first handshake at once.
         ("Interface", {"Address": "10.0.0.3/24", "MTU": "1420", "Table": "off",
-                       "PostUp": "wg set %i private-key /etc/wgbgp/keys/n2.key"}),
+                       "PostUp": "wg set %i private-key /etc/wgbgp/keys/n2.key"
+                       f" && wg set %i peer {pub('vps')} persistent-keepalive 0"
+                       f" && wg set %i peer {pub('vps')} persistent-keepalive 25"}),
         ("Peer", {"PublicKey": pub("vps"), "AllowedIPs": "0.0.0.0/0, ::/0",
                   "Endpoint": "203.0.113.10:51820", "PersistentKeepalive": "25"}),
     ]
@@ -159,7 +162,10 @@ def test_wireguard_says_exactly_the_plan(d):
         assert body["MTU"] == str(topology.network.mtu)
         assert ("ListenPort" in body) == (plan.role == "hub")
         assert (body.get("Table") == "off") == (plan.role == "client")
-        assert body["PostUp"] == f"wg set %i private-key {plan.key_file}"
+        restart = "".join(f" && wg set %i peer {p.public_key} persistent-keepalive 0"
+                          f" && wg set %i peer {p.public_key} persistent-keepalive {p.keepalive}"
+                          for p in tunnel.peers if p.keepalive and p.endpoint)
+        assert body["PostUp"] == f"wg set %i private-key {plan.key_file}{restart}"
         assert len(peers) == len(tunnel.peers)
         for (section, got), peer in zip(peers, tunnel.peers, strict=True):
             assert section == "Peer"

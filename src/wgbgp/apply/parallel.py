@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from ..render import RenderedFile
 from ..transport import Executor
+from .applylock import DEFAULT_WAIT, ApplyLocked, LockUnavailable, apply_lock, holder_name
 from .changes import mask_output
 from .down import down_machine
 from .results import ApplyResult, MachinePlan, Progress
@@ -46,12 +47,45 @@ def for_each(
 
 def apply_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress | None = None,
                enable_at_boot: bool = True, userspace_fallback: bool = True,
+               lock_wait: float = DEFAULT_WAIT,
+               after: Callable[[Executor, ApplyResult], None] | None = None,
                ) -> dict[str, ApplyResult]:
-    """apply_machine on every machine in parallel; never raises for one machine's failure."""
-    raw = for_each(jobs, lambda x, files: apply_machine(
-        x, files, progress=progress, enable_at_boot=enable_at_boot,
-        userspace_fallback=userspace_fallback), max_parallel=max_parallel)
+    """apply_machine on every machine in parallel; never raises for one machine's failure.
+
+    Each machine's apply holds that machine's apply lock (applylock.py): a second apply
+    there waits up to `lock_wait` seconds, then fails at step `lock`, having changed nothing.
+    `after(executor, result)` runs still under the lock (the CLI hands the agent its new
+    topology there, so the agent never sees new files with the old topology).
+    """
+    def one(x: Executor, files: Sequence[RenderedFile]) -> ApplyResult:
+        def run() -> ApplyResult:
+            result = apply_machine(x, files, progress=progress, enable_at_boot=enable_at_boot,
+                                   userspace_fallback=userspace_fallback)
+            if after is not None:
+                after(x, result)
+            return result
+        return locked(x, "apply", lock_wait, run)
+
+    raw = for_each(jobs, one, max_parallel=max_parallel)
     return {name: _as_result(name, r) for name, r in raw.items()}
+
+
+def locked(x: Executor, what: str, wait: float, fn: Callable[[], ApplyResult]) -> ApplyResult:
+    """`fn()` under the machine's apply lock; a failed result at step `lock` if busy.
+
+    When the lock command could not run at all, `fn()` runs anyway: an unreachable
+    machine then fails at apply's probe with the real reason, and a machine without
+    flock is applied as before, with a note."""
+    try:
+        with apply_lock(x, holder_name(what), wait):
+            return fn()
+    except ApplyLocked as exc:
+        return ApplyResult(x.name, ok=False, failed_step="lock", error=str(exc))
+    except LockUnavailable as exc:
+        result = fn()
+        if result.ok:
+            result.notes.append(f"{exc}: applied without it")
+        return result
 
 
 def plan_many(jobs: Sequence[Job], *, max_parallel: int = 8, frr_delta: bool = True,
@@ -62,9 +96,11 @@ def plan_many(jobs: Sequence[Job], *, max_parallel: int = 8, frr_delta: bool = T
 
 
 def down_many(jobs: Sequence[Job], *, max_parallel: int = 8, progress: Progress | None = None,
-              ) -> dict[str, ApplyResult]:
-    raw = for_each(jobs, lambda x, files: down_machine(x, files, progress=progress),
-                   max_parallel=max_parallel)
+              lock_wait: float = DEFAULT_WAIT) -> dict[str, ApplyResult]:
+    """down_machine on every machine in parallel, each under its apply lock."""
+    raw = for_each(jobs, lambda x, files: locked(
+        x, "down", lock_wait, lambda: down_machine(x, files, progress=progress)),
+        max_parallel=max_parallel)
     return {name: _as_result(name, r) for name, r in raw.items()}
 
 

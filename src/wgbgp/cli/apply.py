@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from ..apply import ApplyResult
+from ..apply import ApplyResult, StepResult
+from ..apply.agentinstall import AgentInstall, install_agent, stop_agent
 from ..apply.changes import mask_output
-from ..apply.parallel import apply_many, down_many, plan_many
+from ..apply.lockfile import lock_path
+from ..apply.parallel import apply_many, down_many, for_each, plan_many
 from ..model import Issue, Topology, TopologyError
 from ..render import RenderedFile
 from ..transport import Executor, LocalExecutor, NoRoute, SshOptions, machine_executors
@@ -92,6 +95,31 @@ def _progress() -> Progress:
 KNOWN_HOSTS = typer.Option(None, "--known-hosts", help="known_hosts file (default: OpenSSH's).")
 IDENTITY = typer.Option(None, "--identity", "-i", help="SSH private key (default: OpenSSH's).")
 NETNS = typer.Option(None, "--ssh-netns", help="Connect from inside this network namespace.")
+NO_AGENT = typer.Option(False, "--no-agent", help="No `wgbgp agent` (the reconciler that "
+                        "keeps the machine as applied) on these machines: none is started, "
+                        "and one that runs is stopped (it would put back the old topology).")
+
+
+def _agent_installer(topology: Path, agents: dict[str, AgentInstall | Exception],
+                     no_agent: bool = False) -> Callable[[Executor, ApplyResult], None]:
+    """Run under each machine's apply lock once its apply succeeded: the agent there, with
+    the topology just applied (apply/agentinstall.py: a systemd unit, or started detached
+    without systemd)."""
+    text = topology.read_text(encoding="utf-8")
+    lock = lock_path(topology)
+    lock_text = lock.read_text(encoding="utf-8") if lock.exists() else None
+
+    def install(x: Executor, result: ApplyResult) -> None:
+        if result.ok and no_agent:
+            stopped = stop_agent(x)
+            if stopped:
+                result.notes.append(stopped + " (--no-agent)")
+        elif result.ok:
+            try:
+                agents[x.name] = install_agent(x, x.name, text, lock_text)
+            except Exception as exc:  # noqa: BLE001 - the apply itself succeeded
+                agents[x.name] = exc
+    return install
 
 
 def apply(
@@ -101,9 +129,12 @@ def apply(
     local: bool = typer.Option(False, "--local", help=LOCAL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
-    netns: Path | None = NETNS,
+    netns: Path | None = NETNS, no_agent: bool = NO_AGENT,
 ) -> None:
-    """Make machines run their configs: only what changed, without resetting other sessions."""
+    """Make machines run their configs: only what changed, without resetting other sessions.
+
+    Then the agent keeps them so (`wgbgp agent`, installed and started here; --no-agent
+    leaves it out)."""
     jobs = _targets(topology, node, everyone, local, _ssh_options(known_hosts, identity, netns))
     with _progress() as bar:
         tasks = {x.name: bar.add_task(f"{x.name}: connecting") for x, _ in jobs}
@@ -111,7 +142,18 @@ def apply(
         def report(machine: str, step: str, status: str, detail: str) -> None:
             bar.update(tasks[machine], description=f"{machine}: {step} {status}")
 
-        results = apply_many(jobs, progress=report)
+        agents: dict[str, AgentInstall | Exception] = {}
+        results = apply_many(jobs, progress=report,
+                             after=_agent_installer(topology, agents, no_agent))
+    for n, a in agents.items():
+        r = results[n]
+        if isinstance(a, Exception):
+            r.notes.append(f"agent not started: {mask_output(str(a))}")
+        elif a.changed:
+            r.steps.append(StepResult("agent", "agent", "ok", a.detail))
+            r.notes.append(a.detail)
+        elif a.how != "running":
+            r.notes.append(a.detail)
     applied = [n for n, r in results.items() if r.ok]
     if applied:
         # Edited meanwhile: the next command records it.
@@ -190,10 +232,16 @@ def down(
     known_hosts: Path | None = KNOWN_HOSTS, identity: Path | None = IDENTITY,
     netns: Path | None = NETNS,
 ) -> None:
-    """Remove what apply installed and bring the tunnels down (private keys are kept)."""
+    """Stop the agent, remove what apply installed and bring the tunnels down (private keys
+    are kept)."""
     jobs = _targets(topology, node, everyone, local, _ssh_options(known_hosts, identity, netns),
                     keys=False)
+    # The agent first: it would put back what down removes.
+    stopped = for_each(jobs, lambda x, _f: stop_agent(x))
     results = down_many(jobs)
+    for n, detail in stopped.items():
+        if isinstance(detail, str) and detail and n in results:
+            results[n].steps.insert(0, StepResult("agent", "agent-stop", "ok", detail))
     if as_json:
         _emit_results(results)
     else:

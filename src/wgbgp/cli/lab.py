@@ -56,6 +56,8 @@ def lab_up(
     timeout: float = typer.Option(60, help="Seconds to wait for convergence."),
     bare: bool = typer.Option(False, "--bare", help="Only the machines, each with its key "
                               "and sshd; then configure them with `wgbgp apply --all`."),
+    no_agent: bool = typer.Option(False, "--no-agent", help="Do not run `wgbgp agent` in the "
+                                  "machines: a fault stays until repaired by hand."),
 ) -> None:
     """Build the lab and bring every BGP session up; print how long it took."""
     _need_root()
@@ -67,7 +69,8 @@ def lab_up(
     try:
         report = up(topo, name=lab_name, timeout=timeout, bare=bare,
                     progress=lambda msg: err.print(f"  {msg}", markup=False),
-                    secrets_base=topology.parent if topology is not None else None)
+                    secrets_base=topology.parent if topology is not None else None,
+                    agent=not no_agent)
     except (LabError, LabExists) as exc:
         fail(str(exc), code=1 if isinstance(exc, LabError) else EXIT_BAD_INPUT)
     except LabSpecError as exc:
@@ -88,6 +91,9 @@ def lab_up(
     out.print(f"  hosts {t['hosts']:.2f} s, keys {t['keys']:.2f} s, apply {t['apply']:.2f} s, "
               f"convergence {t['converge']:.2f} s after apply; total {t['total']:.2f} s")
     out.print(f"  topology with the lab's keys: {report.topology_path}")
+    if report.agents:
+        out.print(f"  agent running in every machine ({plural(len(report.agents), 'agent')}; "
+                  "--no-agent to study faults without it)")
 
 
 @app.command("down")

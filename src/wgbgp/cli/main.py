@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from . import adopt, apply, bootstrap, graph, join, keys, lab, observe, rotate, topology, web
+from . import (
+    adopt,
+    agent,
+    apply,
+    bootstrap,
+    graph,
+    join,
+    keys,
+    lab,
+    observe,
+    rotate,
+    topology,
+    web,
+)
 from .common import HELP_MARKUP, JsonErrorsGroup, version
 
 app = typer.Typer(
@@ -54,6 +67,7 @@ app.command()(graph.graph)
 lab.app.command("graph")(graph.lab_graph)
 app.command()(web.web)
 lab.app.command("web")(web.lab_web)
+app.command()(agent.agent)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..apply.agentstate import AgentState
 from ..compile import Plan, compile_topology
 from ..observe import (
     CODES,
@@ -28,6 +29,7 @@ from ..observe import (
 from ..observe.exporter import DEFAULT_LISTEN, parse_listen, peer_names, registry_for
 from ..observe.intent import INTENT_PATH, IntentError, read_intent
 from ..observe.locate import locate
+from ..observe.status import AGENT_STALE
 from ..transport import (
     CommandFailed,
     Executor,
@@ -176,9 +178,35 @@ def status_tables(status: MachineStatus, names: dict[str, str]) -> Group:
         if not status.bgp.routes:
             routes.add_row("-", "none", "")
         parts.append(routes)
+    if status.agent is not None:
+        parts.append(agent_lines(status.agent, status.time))
     for source, why in status.errors.items():
         parts.append(Text(f"{source}: {why}", style="yellow"))
     return Group(*parts)
+
+
+def agent_lines(a: AgentState, now: float) -> Text:
+    """The agent's report: running what, last reconcile and repair, what it refused."""
+    def ago(t: float) -> str:
+        return _age(now - t) if t else "never"
+
+    stale = not a.last_reconcile or now - a.last_reconcile > AGENT_STALE
+    text = Text(f"agent (pid {a.pid}): revision {a.revision or '(none)'} from {a.source}; "
+                f"last reconcile {ago(a.last_reconcile)}" + (" (STALE: is it running?)"
+                                                             if stale else ""),
+                style="red" if stale else "")
+    if a.last_repair:
+        text.append(f"\n  last repair {ago(a.last_repair)}: " + "; ".join(a.last_repair_lines[:3]))
+    if a.last_error:
+        text.append(f"\n  last error {ago(a.last_error_time)}: {a.last_error}", style="red")
+    if a.refused_revision:
+        text.append(f"\n  refused revision {a.refused_revision} ({ago(a.refused_time)}), "
+                    f"still running {a.revision or 'nothing'}: {a.refused_reason}",
+                    style="yellow")
+    if a.source_error:
+        text.append(f"\n  source unreachable, still running {a.revision or 'nothing'}: "
+                    f"{a.source_error}", style="yellow")
+    return text
 
 
 def status(

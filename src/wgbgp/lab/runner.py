@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..apply import ApplyResult, remote_keygen
-from ..apply.lockfile import write_lock
+from ..apply.agentinstall import AgentInstall, install_agent
+from ..apply.lockfile import lock_path, write_lock
 from ..apply.parallel import apply_many
 from ..apply.secrets import read_secrets
 from ..compile import Plan, compile_topology
@@ -51,6 +52,7 @@ class UpReport:
     prefixes: int = 0
     results: dict[str, ApplyResult] = field(default_factory=dict)
     ssh: SshAccess | None = None  # --bare: how `wgbgp apply` reaches the machines
+    agents: dict[str, AgentInstall] = field(default_factory=dict)  # machine -> how started
 
 
 def lab_topology_path(name: str) -> Path:
@@ -99,7 +101,8 @@ def give_announced_addresses(executor: Executor, plan: Plan) -> None:
 
 
 def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False,
-       progress: Progress = lambda _msg: None, secrets_base: Path | None = None) -> UpReport:
+       progress: Progress = lambda _msg: None, secrets_base: Path | None = None,
+       agent: bool = False) -> UpReport:
     """Build the lab for `topology` and bring it to convergence; tear down on failure.
 
     `bare`: stop once the machines exist, each with its key and an sshd on the lab's
@@ -107,7 +110,11 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
     `wgbgp apply --all` to do the rest over real SSH.
 
     Secrets the topology names (passwords, preshared keys) are read first, as `apply`
-    reads them: relative files from `secrets_base` (the topology file's directory)."""
+    reads them: relative files from `secrets_base` (the topology file's directory).
+
+    `agent`: right after apply, start `wgbgp agent` in every machine, as `wgbgp apply`
+    does (`wgbgp lab up` does; its `--no-agent`, and this function's default, leave the
+    machines without one, so that a fault injected stays until repaired by hand)."""
     if is_running(name):
         raise LabError(f"lab {name!r} is already running; `wgbgp lab down --name {name}` "
                        "first, or start another beside it with --name")
@@ -146,10 +153,17 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
         progress("applying configs (wg-quick, FRR) with `wgbgp apply`'s code")
         jobs = [(executors[n], render_machine(plans[n], secrets=secrets or None, plans=plans))
                 for n in plans]
-        report.results = apply_many(jobs, enable_at_boot=False, max_parallel=APPLY_PARALLEL)
+        report.results = apply_many(jobs, enable_at_boot=False, max_parallel=APPLY_PARALLEL,
+                                    after=agent_starter(report.topology_path, report.agents)
+                                    if agent else None)
         failed = [r for r in report.results.values() if not r.ok]
         if failed:
             raise LabError("apply failed:\n" + "\n".join(r.summary() for r in failed))
+        if agent:
+            bad = [f"{n}: {a.detail}" for n, a in report.agents.items()
+                   if a.how not in ("started", "running", "enabled")]
+            if bad:
+                raise LabError("the agent did not start:\n" + "\n".join(bad))
         t2 = time.monotonic()
         report.timings["apply"] = t2 - t1
         report.sessions, report.prefixes = wait_converged(
@@ -160,6 +174,20 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
         teardown(name)
         raise
     return report
+
+
+def agent_starter(topology_path: Path, into: dict[str, AgentInstall]
+                  ) -> Callable[[Executor, ApplyResult], None]:
+    """For apply_many's `after`: `wgbgp agent` on each machine applied, under its apply
+    lock, exactly as `wgbgp apply` installs it; how each started goes into `into`."""
+    text = topology_path.read_text(encoding="utf-8")
+    lock = lock_path(topology_path)
+    lock_text = lock.read_text(encoding="utf-8") if lock.exists() else None
+
+    def start(x: Executor, result: ApplyResult) -> None:
+        if result.ok:
+            into[x.name] = install_agent(x, x.name, text, lock_text)
+    return start
 
 
 def _absolute_secrets(topology: Topology, base: Path | None) -> Topology:

@@ -23,6 +23,13 @@ Metrics (all with label `machine`):
   wgbgp_route_direct{prefix,name}               1 when the route's next hop is reached
                                                 straight (a WireGuard peer that is no hub),
                                                 0 through a hub (needs the topology)
+  wgbgp_agent_up                                1 when the agent reconciled within 60 s
+  wgbgp_agent_info{revision,source}             1: the topology revision the agent runs
+  wgbgp_agent_last_reconcile_timestamp_seconds / wgbgp_agent_last_repair_timestamp_seconds
+  wgbgp_agent_source_ok                         0 while the source cannot be read
+  wgbgp_agent_refused{revision}                 1 while a newer revision stands refused
+  wgbgp_agent_repairs_total / _errors_total / _bgp_kicks_total / _restarts_total /
+  wgbgp_agent_endpoint_updates_total            counters since the agent started
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from ..compile import Plan
 from ..transport import Executor
 from .expect import Expected
 from .frr import BgpNeighbor
-from .status import MachineStatus, collect
+from .status import AGENT_STALE, MachineStatus, collect
 
 DEFAULT_LISTEN = "127.0.0.1:9586"
 STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
@@ -139,7 +146,8 @@ def metric_families(status: MachineStatus, names: Mapping[str, str] | None = Non
             rx.add_metric(labels, p.rx_bytes)
             tx.add_metric(labels, p.tx_bytes)
             ka.add_metric(labels, p.keepalive or 0)
-    out: list[GaugeMetricFamily | CounterMetricFamily] = [up, src, hs, age, rx, tx, ka]
+    out: list[GaugeMetricFamily | CounterMetricFamily] = [up, src, hs, age, rx, tx, ka,
+                                                          *agent_families(status)]
     reach = hub_reachability(status, plan)
     if reach:
         hub_up = GaugeMetricFamily("wgbgp_hub_reachable", "1 when the tunnel to the hub had "
@@ -182,6 +190,45 @@ def metric_families(status: MachineStatus, names: Mapping[str, str] | None = Non
     for prefix, peer, straight in route_paths(status, names, hubs):
         direct.add_metric([m, prefix, peer], 1 if straight else 0)
     return [*out, sess_up, state, uptime, rcvd, sent, routes, tripped, direct]
+
+
+def agent_families(status: MachineStatus) -> list[GaugeMetricFamily | CounterMetricFamily]:
+    """The agent's report as metrics (only wgbgp_agent_up = 0 where no agent runs)."""
+    m, a = status.machine, status.agent
+    up = GaugeMetricFamily("wgbgp_agent_up", "1 when the agent reconciled within the last "
+                           f"{AGENT_STALE:.0f} s", labels=["machine"])
+    fresh = a is not None and a.last_reconcile > 0 and \
+        status.time - a.last_reconcile <= AGENT_STALE
+    up.add_metric([m], 1 if fresh else 0)
+    if a is None:
+        return [up]
+    info = GaugeMetricFamily("wgbgp_agent_info", "The topology revision the agent runs",
+                             labels=["machine", "revision", "source"])
+    info.add_metric([m, a.revision, a.source], 1)
+    out: list[GaugeMetricFamily | CounterMetricFamily] = [up, info]
+    for name, value, what in (
+            ("last_reconcile_timestamp_seconds", a.last_reconcile, "Unix time of the last "
+             "reconcile"),
+            ("last_repair_timestamp_seconds", a.last_repair, "Unix time of the last repair "
+             "(0 = none)"),
+            ("source_ok", 0 if a.source_error else 1, "0 while the source cannot be read")):
+        g = GaugeMetricFamily(f"wgbgp_agent_{name}", what, labels=["machine"])
+        g.add_metric([m], value)
+        out.append(g)
+    refused = GaugeMetricFamily("wgbgp_agent_refused", "1 while this newer revision stands "
+                                "refused (it failed check)", labels=["machine", "revision"])
+    if a.refused_revision:
+        refused.add_metric([m, a.refused_revision], 1)
+    out.append(refused)
+    for name, value, what in (("repairs", a.repairs, "Repairs made"),
+                              ("errors", a.errors, "Reconciles that failed"),
+                              ("bgp_kicks", a.bgp_kicks, "BGP sessions started on a handshake"),
+                              ("restarts", a.restarts, "Daemons or interfaces started again"),
+                              ("endpoint_updates", a.endpoint_updates, "DNS endpoints followed")):
+        c = CounterMetricFamily(f"wgbgp_agent_{name}", what, labels=["machine"])
+        c.add_metric([m], value)
+        out.append(c)
+    return out
 
 
 def peer_names(plans: Mapping[str, Plan] | None) -> dict[str, str]:

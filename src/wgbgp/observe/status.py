@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from typing import Any
 
+from ..apply.agentstate import AGENT_STATE, AgentState, read_agent_state
 from ..compile import Plan
 from ..transport import CommandResult, Executor, capture
 from . import bird
@@ -37,6 +38,8 @@ COMMANDS: dict[str, list[str]] = {
     "bgp_neighbors": ["vtysh", "-c", "show bgp neighbors json"],
     "bgp_table": ["vtysh", "-c", "show bgp ipv4 unicast json"],
     "bgp_routes": ["vtysh", "-c", "show ip route bgp json"],
+    # The agent's own report (apply/agentstate.py); absent where no agent runs.
+    "agent": ["cat", AGENT_STATE],
 }
 BGP_KEYS = ("bgp_summary", "bgp_neighbors", "bgp_table", "bgp_routes")
 # IPv6 in FRR: asked only when the plan has IPv6 sessions.
@@ -164,6 +167,7 @@ class MachineStatus:
     # Per peer endpoint address: the source address this machine sends to it from
     # (`ip route get`), asked only without a plan (for NAT). Empty when not asked.
     sources: dict[str, str] = field(default_factory=dict)
+    agent: AgentState | None = None  # what `wgbgp agent` last reported, if one runs here
 
     def interface(self, name: str) -> WgInterface | None:
         return next((i for i in self.interfaces if i.name == name), None)
@@ -202,8 +206,21 @@ class MachineStatus:
             "tunnels": tunnels,
             "ip_forward": self.ip_forward,
             "bgp": bgp,
+            "agent": None if self.agent is None else agent_json(self.agent, self.time),
             "errors": dict(self.errors),
         }
+
+
+AGENT_STALE = 60.0  # seconds without a reconcile after which the agent is reported stale
+
+
+def agent_json(agent: AgentState, now: float) -> dict[str, Any]:
+    """The agent's state for `status --json`, with the age of its last reconcile."""
+    data = dict(agent.__dict__)
+    age = now - agent.last_reconcile if agent.last_reconcile else None
+    data["last_reconcile_age"] = None if age is None else round(age, 1)
+    data["stale"] = age is None or age > AGENT_STALE
+    return data
 
 
 def status_from_snapshot(snap: Snapshot) -> MachineStatus:
@@ -273,11 +290,13 @@ def status_from_snapshot(snap: Snapshot) -> MachineStatus:
         bgp, err = _bird(o) if "bird_status" in o else _bgp(o)
         if err:
             errors["bgp"] = err
+    agent = o.get("agent")
     return MachineStatus(
         machine=snap.machine, time=now, interfaces=interfaces, addresses=tuple(addresses),
         mtus=mtus, ip_forward=ip_forward, bgp=bgp, errors=errors,
         bgp_asked=summary is not None, bgp_daemon="bird" if "bird_status" in o else "frr",
         links_up=links_up, sources=sources,
+        agent=read_agent_state(agent.stdout) if agent is not None and agent.ok else None,
     )
 
 
