@@ -28,7 +28,7 @@ from wgbgp.lab.state import teardown
 from wgbgp.model import parse
 from wgbgp.transport import LocalExecutor
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab("wireguard", "frr", "conntrack", "catatonit")
 
 TOPOLOGY = """\
 network: {name: life, overlay: 10.30.0.0/24}
@@ -87,8 +87,7 @@ class LifeLab:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifeLab]:
-    from conftest import FRR_TOOLS, WG_TOOLS, require, unique
-    require(*WG_TOOLS, *FRR_TOOLS, "conntrack", "catatonit")
+    from conftest import unique
     name = unique("lablife")
     topology, _ = parse(TOPOLOGY, "life.yaml")
     try:
