@@ -64,9 +64,8 @@ class FakeHost:
 
 def test_roles_need_their_daemon_and_wireguard_go_only_without_the_module():
     classic = plans("classic.yaml")
-    # git: the agent can follow a topology kept in git (`wgbgp agent --source`).
     assert needed(classic["vps"], True) == ["wireguard-tools", "iproute2", "nftables",
-                                            "procps", "iputils-ping", "git"]
+                                            "procps", "iputils-ping"]
     laptop = needed(classic["laptop"], True)
     assert {"frr", "frr-pythontools", "python3"} <= set(laptop) and "bird2" not in laptop
     assert "wireguard-go" not in laptop and "wireguard-go" in needed(classic["laptop"], False)

@@ -124,7 +124,8 @@ def cli_lab(cls: type[N], root: Path, topology: str, name: str, secrets: list[st
     (root / "topology.yaml").write_text(topology)
     placeholder = cls(name, None, root / "lab.yaml", {}, secrets)  # type: ignore[arg-type]
     try:
-        wgbgp(placeholder, "lab", "up", str(root / "topology.yaml"), "--name", name)
+        # No agent: these tests put faults in place on purpose, and an agent would repair them.
+        wgbgp(placeholder, "lab", "up", str(root / "topology.yaml"), "--name", name, "--no-agent")
         lab = open_lab(name)
         assert lab is not None
         shutil.copy(lab_dir(name) / "topology.yaml", root / "lab.yaml")

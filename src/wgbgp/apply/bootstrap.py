@@ -29,6 +29,8 @@ USERSPACE_WG = "wireguard-go"
 # Every candidate, so one probe answers for any role.
 CANDIDATES = tuple(dict.fromkeys(p.package for p in PROGRAMS.values() if p.scope == "machine"
                                  and p.package not in BASE_PACKAGES | OPTIONAL_PACKAGES))
+# git serves `wgbgp agent --source` only, which the user chooses: not a role's need.
+SOURCE_PACKAGES = frozenset({"git"})
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 # Keep the machine's own config files, never ask (a VPS image may have edited some).
 APT_OPTIONS = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
@@ -104,6 +106,8 @@ def needed(plan: Plan, kernel_wireguard: bool) -> list[str]:
             continue
         if package in BIRD_PACKAGES and daemon != "bird":
             continue
+        if package in SOURCE_PACKAGES:
+            continue  # only for `wgbgp agent --source` (a topology in git): install by hand
         out.append(package)
     return out
 
