@@ -36,6 +36,8 @@ from ..transport import (
     SSHExecutor,
     SshOptions,
     machine_executors,
+    ssh_executor,
+    with_topology_defaults,
 )
 from .apply import IDENTITY, KNOWN_HOSTS, NETNS
 from .common import (
@@ -281,7 +283,9 @@ def _ssh_executors(plans: dict[str, Plan], topology: Path,
     topo, _ = read_topology(topology)
     targets = {**{n: h.ssh for n, h in topo.hubs.items()},
                **{n: c.ssh for n, c in topo.nodes.items()}}
-    return {n: SSHExecutor(t, name=n) for n, t in targets.items() if t and n != skip}
+    # The topology's `ssh:` section (identity, known_hosts, netns) applies here too.
+    options = with_topology_defaults(SshOptions(), topo)
+    return {n: ssh_executor(n, t, options) for n, t in targets.items() if t and n != skip}
 
 
 def doctor(
