@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.lab
 
@@ -40,8 +41,14 @@ def test_apply_all_over_ssh_then_noop(bare_lab) -> None:
     status = json.loads(wgbgp("lab", "status", "--name", name, "--json").stdout)
     topology = Path(status["topology"]).read_text()
     assert "ssh: root@" in topology and "public_key:" in topology
-    first = json.loads(wgbgp(*argv, "--json").stdout)
-    assert first["ok"] and all(m["changed"] for m in first["machines"].values())
+    # The printed command is plain: the topology's own `ssh:` section says how to connect.
+    assert argv == ["apply", status["topology"], "--all"], printed
+    parsed = yaml.safe_load(topology)["ssh"]
+    assert set(parsed) == {"identity", "known_hosts", "netns"}, parsed
+    # Run exactly as printed, no extra flags.
+    first = wgbgp(*argv).stdout
+    machines = [*yaml.safe_load(topology)["hubs"], *yaml.safe_load(topology)["nodes"]]
+    assert all(f"ok {m}: applied:" in first for m in machines), first
     # Sessions come up through the CG-NAT; the lab's own assertions hold. `lab test` right
     # after apply waits for convergence itself (it used to say "0/2 Established").
     report = json.loads(subprocess.run(

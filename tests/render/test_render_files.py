@@ -40,6 +40,7 @@ def test_machine_files_and_modes():
         ("/etc/wireguard/wg-vps.conf", 0o600, "wireguard"),
         ("/etc/frr/frr.conf", 0o640, "frr"),
         ("/etc/sysctl.d/90-wgbgp.conf", 0o644, "sysctl"),
+        ("/etc/wgbgp/nftables.nft", 0o644, "nftables"),  # it routes a LAN: MSS clamp
     ]
     assert all(f.text.endswith("\n") and "\n\n\n" not in f.text for f in hub + client)
 
@@ -127,13 +128,22 @@ def test_frr_not_for_a_mesh_hub():
     assert render_frr(plans()["vps"]) is None
 
 
-def test_nftables_only_on_the_hub():
-    p = plans()
-    assert render_nftables(p["n1"]) is None
+def test_nftables_policy_on_the_hub_clamp_on_forwarding_clients():
+    d = doc(2)
+    d["nodes"]["n1"]["announce"] = ["100.100.100.1/32", "192.168.10.0/24"]
+    d["nodes"]["n2"]["announce"] = ["100.100.100.2/32"]  # only itself: forwards nothing
+    p = plans(d)
+    assert not p["n2"].ip_forward and render_nftables(p["n2"]) is None
     text = render_nftables(p["vps"]).text
     assert re.search(r'iifname "wg-vps" oifname "wg-vps" (counter )?accept', text)
     assert "table inet wgbgp" in text and "delete table inet wgbgp" in text
     assert "hook forward" in text
+    clamp = 'oifname "wg-vps" tcp flags syn tcp option maxseg size set rt mtu'
+    # The clamp comes before the first verdict of the forward chain.
+    forward = text.split("chain forward", 1)[1]
+    assert clamp in forward and forward.index(clamp) < forward.index("accept\n")
+    client = render_nftables(p["n1"]).text
+    assert clamp in client and "drop" not in client and "policy accept" in client
 
 
 def test_sysctl():

@@ -382,7 +382,9 @@ def nft_check(path: Path, netns: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
 def test_nftables_ruleset_accepted_by_nft(example, rendered, netns):
     files = list((rendered / example.stem).glob("*/etc/wgbgp/nftables.nft"))
-    assert len(files) == len(parse(example.read_text())[0].hubs)  # one ruleset per hub
+    # One ruleset per hub and per client that forwards (its MSS clamp).
+    plans = compile_topology(parse(example.read_text())[0])
+    assert len(files) == sum(p.role == "hub" or p.ip_forward for p in plans.values())
     for path in files:
         result = nft_check(path, netns)
         assert result.returncode == 0, result.stderr

@@ -80,10 +80,10 @@ def lab_up(
         out.print(f"lab {lab_name!r} is up bare: {plural(len(report.ssh.targets), 'machine')} "
               "with sshd "
                   f"on the lab's management network ({t['total']:.2f} s)")
-        out.print(f"  topology with ssh targets and the machines' public keys: "
+        out.print(f"  topology with ssh targets, ssh options and the machines' public keys: "
                   f"{report.topology_path}")
         out.print("  configure them over SSH, as real machines:\n    wgbgp apply "
-                  f"{report.topology_path} --all " + " ".join(report.ssh.apply_options()))
+                  f"{report.topology_path} --all")
         return
     # Each session is counted at both of its ends while converging: report sessions.
     out.print(f"lab {lab_name!r} is up: {plural(report.sessions // 2, 'BGP session')} "

@@ -8,7 +8,14 @@ from ..compile import Plan, compile_topology
 from ..model import Topology
 from ..observe import snapshot, status_from_snapshot
 from ..observe.locate import locate
-from ..transport import Executor, LocalExecutor, SSHExecutor
+from ..transport import (
+    Executor,
+    LocalExecutor,
+    SSHExecutor,
+    SshOptions,
+    ssh_executor,
+    with_topology_defaults,
+)
 from .common import fail, read_topology
 
 __all__ = ["reachable_machines", "ssh_executors"]
@@ -18,9 +25,10 @@ def ssh_executors(plans: dict[str, Plan], topology: Path,
                   skip: str | None) -> dict[str, SSHExecutor]:
     """An SSH executor for every machine with an `ssh:` target, but `skip`."""
     topo, _ = read_topology(topology)
-    targets = {**{n: h.ssh for n, h in topo.hubs.items()},
-               **{n: c.ssh for n, c in topo.nodes.items()}}
-    return {n: SSHExecutor(t, name=n) for n, t in targets.items() if t and n != skip}
+    targets = {n: m.ssh for n, m in topo.machines.items()}
+    # The topology's `ssh:` section (identity, known_hosts, netns) applies here too.
+    options = with_topology_defaults(SshOptions(), topo)
+    return {n: ssh_executor(n, t, options) for n, t in targets.items() if t and n != skip}
 
 
 def reachable_machines(topology: Path, fix: str

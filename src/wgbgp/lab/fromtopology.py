@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address
 
 import yaml
 
-from ..model.schema import LabPlacement, Topology
+from ..model.schema import LabPlacement, SshDefaults, Topology
 from ..model.special import DOCUMENTATION, is_public
 from .spec import CarrierSpec, ClientSpec, HubSpec, LabRanges, LabSpec, LabSpecError
 
@@ -114,9 +114,12 @@ def with_lab_keys(topology: Topology, spec: LabSpec, public_keys: dict[str, str]
     return topology.model_copy(update=update)
 
 
-def with_ssh_targets(topology: Topology, targets: dict[str, str]) -> Topology:
-    """The topology with every machine's `ssh:` target set (the lab's sshd addresses)."""
+def with_ssh_targets(topology: Topology, targets: dict[str, str],
+                     defaults: SshDefaults | None = None) -> Topology:
+    """The topology with every machine's `ssh:` target set (the lab's sshd addresses),
+    and with `defaults` as its `ssh:` section (identity, known_hosts, netns)."""
     return topology.model_copy(update={
+        "ssh": defaults if defaults is not None else topology.ssh,
         "hubs": {n: h.model_copy(update={"ssh": targets[n]}) for n, h in topology.hubs.items()},
         "nodes": {n: m.model_copy(update={"ssh": targets[n]}) for n, m in topology.nodes.items()},
     })

@@ -142,7 +142,7 @@ def up(topology: Topology, *, name: str, timeout: float = 60, bare: bool = False
         if bare:
             progress("starting sshd in every machine (management network)")
             report.ssh = start_sshd(lab)
-            topo = with_ssh_targets(topo, report.ssh.targets)
+            topo = with_ssh_targets(topo, report.ssh.targets, report.ssh.defaults())
         report.topology_path.write_text(to_yaml(
             topo, f"# Lab {name}: the topology with this lab's machine keys.\n"))
         # Its addresses are the user's (their lock's): the copy keeps them beside it.

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.schema import SshDefaults
 from ..transport import netns_connector
 from .build import Lab
 from .state import NETNS_DIR, lab_dir
@@ -41,9 +42,11 @@ class SshAccess:
     known_hosts: Path
     targets: dict[str, str]  # machine -> root@mgmt-address
 
-    def apply_options(self) -> list[str]:
-        return ["--ssh-netns", str(self.netns), "--identity", str(self.identity),
-                "--known-hosts", str(self.known_hosts)]
+    def defaults(self) -> SshDefaults:
+        """The topology's `ssh:` section, so a plain `wgbgp apply TOPO --all` reaches
+        the machines with no options."""
+        return SshDefaults(identity=str(self.identity), known_hosts=str(self.known_hosts),
+                           netns=str(self.netns))
 
 
 def _keygen(path: Path) -> str:

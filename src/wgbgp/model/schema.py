@@ -224,6 +224,15 @@ class Lab(Section):
     nodes: dict[NodeName, LabPlacement] = Field(default_factory=dict)
 
 
+class SshDefaults(Section):
+    """How wgbgp reaches every machine's `ssh:` target, unless the command line says
+    otherwise (--identity, --known-hosts, --ssh-netns). Left out: OpenSSH's defaults."""
+
+    identity: str | None = None  # the private key to log in with
+    known_hosts: str | None = None  # the file that holds the machines' host keys
+    netns: str | None = None  # connect from inside this network namespace (a path)
+
+
 class Topology(Section):
     network: Network
     hubs: dict[HubName, Hub]
@@ -231,6 +240,7 @@ class Topology(Section):
     # Pairs of node names; left out, every pair of clients peers.
     peerings: list[tuple[NodeName, NodeName]] | None = None
     lab: Lab | None = None
+    ssh: SshDefaults | None = None
     # Not in the file: host numbers recorded for its machines before (the lock file
     # beside it), by family and name; addressing.with_recorded sets it.
     _recorded: dict[int, dict[str, int]] = PrivateAttr(default_factory=dict)

@@ -271,9 +271,15 @@ def _exit_families(plan: Plan) -> list[tuple[str, list[Prefix]]]:
 
 
 def render_nftables(plan: Plan) -> RenderedFile | None:
-    """The hub's forwarding ruleset (its own table only); None on clients."""
+    """The hub's forwarding ruleset (its own table only). A client that forwards (it
+    announces a network beyond itself) gets a table that only clamps TCP's MSS on its
+    tunnels; a client that forwards nothing needs none (its own TCP sizes itself from the
+    route's MTU), so None."""
     if plan.role != "hub":
-        return None
+        if not plan.ip_forward:
+            return None
+        return RenderedFile(NFTABLES_CONF, _env().get_template(
+            "nftables-client.nft.j2").render(plan=plan), 0o644, "nftables")
     return RenderedFile(NFTABLES_CONF, _env().get_template("nftables.nft.j2").render(
                             plan=plan, exit_families=_exit_families),
                         0o644, "nftables")

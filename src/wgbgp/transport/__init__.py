@@ -16,10 +16,17 @@ from .executor import (
     short_command,
 )
 from .ssh import SSHExecutor, SSHTarget, netns_connector, parse_target
-from .targets import NoRoute, SshOptions, machine_executors, ssh_executor, ssh_target
+from .targets import (
+    NoRoute,
+    SshOptions,
+    machine_executors,
+    ssh_executor,
+    ssh_target,
+    with_topology_defaults,
+)
 
 __all__ = [
     "CommandFailed", "CommandResult", "Executor", "LocalExecutor", "NoRoute", "SSHExecutor",
     "SSHTarget", "SshOptions", "capture", "machine_executors", "netns_connector", "parse_target",
-    "short_command", "ssh_executor", "ssh_target",
+    "short_command", "ssh_executor", "ssh_target", "with_topology_defaults",
 ]

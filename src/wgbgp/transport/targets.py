@@ -23,6 +23,18 @@ class SshOptions:
     netns: Path | None = None  # connect from inside this network namespace
 
 
+def with_topology_defaults(ssh: SshOptions, topology: Topology) -> SshOptions:
+    """`ssh` with every option the command line left out taken from the topology's own
+    `ssh:` section (e.g. the one `wgbgp lab up --bare` writes)."""
+    d = topology.ssh
+    if d is None:
+        return ssh
+    return SshOptions(
+        known_hosts=ssh.known_hosts or (Path(d.known_hosts) if d.known_hosts else None),
+        identity=ssh.identity or (Path(d.identity) if d.identity else None),
+        netns=ssh.netns or (Path(d.netns) if d.netns else None))
+
+
 def ssh_target(topology: Topology, machine: str) -> str | None:
     section = topology.hubs if machine in topology.hubs else topology.nodes
     return section[machine].ssh
@@ -30,11 +42,13 @@ def ssh_target(topology: Topology, machine: str) -> str | None:
 
 def machine_executors(topology: Topology, machines: list[str], *, local: bool = False,
                       ssh: SshOptions = SshOptions()) -> dict[str, Executor]:
-    """An executor per machine: local when asked (or no `ssh:` target), else SSH.
+    """An executor per machine: local when asked (or no `ssh:` target), else SSH; the
+    topology's `ssh:` section fills in the options `ssh` leaves out.
 
     Only one machine can be local: this one.
     """
     out: dict[str, Executor] = {}
+    ssh = with_topology_defaults(ssh, topology)
     for name in machines:
         target = None if local else ssh_target(topology, name)
         if target is None:
