@@ -69,7 +69,7 @@ def test_adopt_a_hand_made_node(daemons_required, unique_name, tmp_path):
     name = unique_name("zadopt")
     try:
         up = wgbgp("lab", "up", "--bare", "--name", name)
-        options = shlex.split(re.search(r"--all (.*)$", up.stdout, re.M).group(1))
+        options = shlex.split(re.search(r"--all(.*)$", up.stdout, re.M).group(1))
         lab = require_lab(name)
         x = {n: m.executor() for n, m in lab.machines.items()}
         lab_file = Path(json.loads(wgbgp("lab", "status", "--name", name, "--json").stdout)

@@ -6,8 +6,6 @@ up through the lab's hub and CG-NAT."""
 from __future__ import annotations
 
 import json
-import re
-import shlex
 import subprocess
 import sys
 import time
@@ -62,7 +60,7 @@ def test_bootstrap_a_bare_debian_over_ssh(daemons_required, unique_name, tmp_pat
     name = unique_name("zboot")
     root = fresh_copy(name)
     try:
-        up = wgbgp("lab", "up", "--bare", "--name", name)
+        wgbgp("lab", "up", "--bare", "--name", name)
         lab = require_lab(name)
         laptop = lab.machines["laptop"]
         ip = str(lab.plan.mgmt_ip["laptop"])
@@ -78,15 +76,17 @@ def test_bootstrap_a_bare_debian_over_ssh(daemons_required, unique_name, tmp_pat
         laptop.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                       CHROOT_SSHD, "chroot-sshd", str(root)],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        options = shlex.split(re.search(r"--all (.*)$", up.stdout, re.M).group(1))
-        options[options.index("--known-hosts") + 1] = str(known)
         doc = yaml.safe_load(Path(json.loads(wgbgp("lab", "status", "--name", name, "--json")
                                              .stdout)["topology"]).read_text())
+        # The lab's topology says how SSH reaches its machines; this one also knows the
+        # chroot's host key.
+        doc["ssh"]["known_hosts"] = str(known)
+        options: list[str] = []
         doc["nodes"]["laptop"]["ssh"] = f"root@{ip}:{PORT}"
         topology = tmp_path / "friends.yaml"
         topology.write_text(yaml.safe_dump(doc, sort_keys=False))
         bare = ssh_executor("laptop", f"root@{ip}:{PORT}", SshOptions(
-            known, ssh_dir / "id_ed25519", Path(options[options.index("--ssh-netns") + 1])))
+            known, ssh_dir / "id_ed25519", Path(doc["ssh"]["netns"])))
         deadline = time.monotonic() + 30
         while not bare_ok(bare):
             assert time.monotonic() < deadline, "the chroot's sshd never answered"

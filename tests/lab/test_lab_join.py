@@ -53,7 +53,7 @@ def test_friend_joins_with_sessions_to_every_peer(daemons_required, unique_name,
     source.write_text(TOPOLOGY)
     try:
         up = wgbgp("lab", "up", "--bare", str(source), "--name", name)
-        options = shlex.split(re.search(r"--all (.*)$", up.stdout, re.M).group(1))
+        options = shlex.split(re.search(r"--all(.*)$", up.stdout, re.M).group(1))
         lab = require_lab(name)
         lab_topo = yaml.safe_load(Path(json.loads(wgbgp(
             "lab", "status", "--name", name, "--json").stdout)["topology"]).read_text())
