@@ -10,11 +10,11 @@ import typer
 
 from ..apply import KeygenError, remote_keygen
 from ..compile.plan import KEY_DIR
-from ..model import TopologyError, parse
+from ..model import Topology, TopologyError, parse
 from ..model.edit import EditError, set_public_key
 from ..model.keys import InvalidKey, generate_private_key, public_key
 from ..model.schema import NAME_RE
-from ..transport import CommandFailed, SshOptions, ssh_executor
+from ..transport import CommandFailed, SshOptions, ssh_executor, with_topology_defaults
 from .common import fail, read_topology
 
 
@@ -48,11 +48,12 @@ def keygen(
     if fetch and (ssh is None or force):
         fail("--fetch reads the key on a machine reached by --ssh, and never replaces it",
              "pass --ssh [user@]host, without --force")
+    options = SshOptions(known_hosts, identity, netns)
     if into is not None:
-        _check_into(into, node)
+        # The topology's `ssh:` section (identity, known_hosts, netns) applies here too.
+        options = with_topology_defaults(options, _check_into(into, node))
     if ssh is not None:
-        pub = _remote_keygen(node, ssh, str(directory), force,
-                             SshOptions(known_hosts, identity, netns), fetch=fetch)
+        pub = _remote_keygen(node, ssh, str(directory), force, options, fetch=fetch)
         typer.echo(pub)
         if into is not None:
             _write_into(into, node, pub)
@@ -78,12 +79,12 @@ def keygen(
           f"topology as {node}'s public_key", file=sys.stderr)
 
 
-def _check_into(topology: Path, node: str) -> None:
+def _check_into(topology: Path, node: str) -> Topology:
     """Before any key is made: TOPOLOGY is readable and has NODE."""
     topo, _ = read_topology(topology)
-    if node not in topo.hubs and node not in topo.nodes:
-        fail(f"{node} is not a machine of {topology}",
-             f"machines: {', '.join([*topo.hubs, *topo.nodes])}")
+    if node not in topo.machines:
+        fail(f"{node} is not a machine of {topology}", f"machines: {', '.join(topo.machines)}")
+    return topo
 
 
 def _write_into(topology: Path, node: str, key: str) -> None:
