@@ -56,13 +56,16 @@ def digest(text: str) -> str:
 
 
 def configured(showconf: str, hub: bool) -> str:
-    """`wg showconf` without what the hub learns rather than is given: its clients'
-    endpoints, behind CG-NAT, roam (a NAT mapping renewed on a loaded machine may move to
-    another port). Everything apply sets stays."""
-    if not hub:
-        return showconf
-    return "".join(line for line in showconf.splitlines(keepends=True)
-                   if not line.startswith("Endpoint = "))
+    """`wg showconf` as apply sets it, without what the hub learns rather than is given:
+    its clients' endpoints, behind CG-NAT, roam (a NAT mapping renewed on a loaded machine
+    may move to another port), and in a fixed peer order."""
+    lines = showconf.splitlines(keepends=True)
+    if hub:
+        lines = [line for line in lines if not line.startswith("Endpoint = ")]
+    # wireguard-go keeps its peers in a Go map, and lists them in no fixed order: compare
+    # the [Interface] block and the set of [Peer] blocks.
+    blocks = "".join(lines).split("\n[Peer]")
+    return blocks[0] + "".join(sorted("\n[Peer]" + b for b in blocks[1:]))
 
 
 def machine_state(lab: str, machine: str, hub: bool) -> dict[str, object]:
